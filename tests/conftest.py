@@ -1,0 +1,228 @@
+"""Shared fixtures: real PostgreSQL (or SQLite), real Redis, the sandbox servers over HTTP.
+
+Each pytest session gets its own PostgreSQL database and its own Redis database index, so
+several runs on one machine never see each other's data. The schema is built once per
+session by the real migrations; each test then starts from empty tables.
+
+Backend: ``TEST_DB=postgresql`` (default) or ``TEST_DB=sqlite``; the PostgreSQL server is
+``TEST_DATABASE_URL`` (default ``postgresql://postgres@127.0.0.1:5432/postgres``).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+
+import psycopg
+import pytest
+import redis
+from flask import Flask
+from flask_migrate import upgrade
+from sqlalchemy import text
+
+from sandbox.mirakl.control import MiraklControl
+from sandbox.servers import start_mirakl, start_stripe
+from sandbox.stripe.control import StripeControl
+from webapp import create_app
+from webapp.extensions import db
+
+PG_SERVER = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_SERVER = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+BACKEND = os.environ.get("TEST_DB", "postgresql")
+TABLES = (
+    "operation_event", "notification", "webhook_event", "job_run", "lease", "stripe_transfer",
+    "stripe_refund", "stripe_payout", "payment_mapping", "pending_shop", "account_mapping",
+    "config", "operator_user",
+)  # fmt: skip
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Fail at once, in one line, when a service the tests need is not answering."""
+    try:
+        redis.Redis.from_url(REDIS_SERVER, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        pytest.exit(f"Redis is not answering at {REDIS_SERVER}: {exc}", returncode=3)
+    try:
+        psycopg.connect(PG_SERVER, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        pytest.exit(f"PostgreSQL is not answering at {PG_SERVER}: {exc}", returncode=3)
+
+
+# ---------------------------------------------------------------- databases
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this session, dropped at the end."""
+    name = f"connector_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(PG_SERVER, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_SERVER.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    with psycopg.connect(PG_SERVER, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def sqlite_url() -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="connector-test-") as folder:
+        yield f"sqlite:///{folder}/connector.db"
+
+
+@pytest.fixture(scope="session")
+def database_url(request: pytest.FixtureRequest) -> str:
+    """The database of the session's backend (``TEST_DB``)."""
+    if BACKEND == "sqlite":
+        return request.getfixturevalue("sqlite_url")
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A Redis database index claimed for this session (1-15), flushed before and after."""
+    claims = redis.Redis.from_url(f"{REDIS_SERVER}/0")
+    token = f"{os.getpid()}-{uuid.uuid4().hex}"
+    for index in range(1, 16):
+        if claims.set(f"connector-test-claim:{index}", token, nx=True, ex=3600):
+            break
+    else:
+        pytest.exit("no free Redis database index for tests (1-15 all claimed)", returncode=3)
+    url = f"{REDIS_SERVER}/{index}"
+    redis.Redis.from_url(url).flushdb()
+    yield url
+    redis.Redis.from_url(url).flushdb()
+    if claims.get(f"connector-test-claim:{index}") == token.encode():
+        claims.delete(f"connector-test-claim:{index}")
+
+
+# ---------------------------------------------------------------- sandboxes
+
+
+@pytest.fixture(scope="session")
+def stripe_server() -> Iterator[str]:
+    handle = start_stripe()
+    yield handle.url
+    handle.stop()
+
+
+@pytest.fixture(scope="session")
+def mirakl_server() -> Iterator[str]:
+    handle = start_mirakl()
+    yield handle.url
+    handle.stop()
+
+
+@pytest.fixture
+def stripe(stripe_server: str) -> StripeControl:
+    """The Stripe sandbox, emptied for this test."""
+    control = StripeControl(stripe_server)
+    control.reset()
+    control.clear_faults()
+    control.clear_requests()
+    return control
+
+
+@pytest.fixture
+def mirakl(mirakl_server: str) -> MiraklControl:
+    """The Mirakl sandbox, emptied for this test."""
+    control = MiraklControl(mirakl_server)
+    control.reset()
+    control.clear_faults()
+    control.clear_requests()
+    return control
+
+
+# ---------------------------------------------------------------- the app
+
+
+@pytest.fixture(scope="session")
+def base_env(
+    database_url: str, redis_url: str, stripe_server: str, mirakl_server: str
+) -> dict[str, str]:
+    """Environment-style settings every test app starts from."""
+    return {
+        "APP_ENV": "test",
+        "APP_SECRET": "test-app-secret",
+        "OPERATOR_PASSWORD": "operator-password",
+        "SCHEME": "http",
+        "BASE_HOST": "connector.test",
+        "STRIPE_CLIENT_SECRET": "sk_test_connector",
+        "STRIPE_API_BASE": stripe_server,
+        "STRIPE_SELLERS_WEBHOOK_SECRET": "whsec_sellers",
+        "STRIPE_OPERATOR_WEBHOOK_SECRET": "whsec_operator",
+        "STRIPE_MAX_RPS": "1000",
+        "STRIPE_MAX_NETWORK_RETRIES": "0",
+        "MIRAKL_HOST_NAME": mirakl_server,
+        "MIRAKL_API_KEY": "mirakl-operator-key",
+        "MIRAKL_MAX_RETRIES": "3",
+        "MIRAKL_BACKOFF_BASE": "0.01",
+        "MIRAKL_TIMEOUT": "10",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "NOTIFICATION_RETRY_DELAYS": "0,0,0",
+    }
+
+
+@pytest.fixture(scope="session")
+def migrated(base_env: dict[str, str]) -> str:
+    """Build the schema once per session with the real migrations."""
+    app = create_app(base_env)
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+    return base_env["DATABASE_URL"]
+
+
+def _empty_tables() -> None:
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+    else:
+        for table in TABLES:
+            db.session.execute(text(f"DELETE FROM {table}"))
+    db.session.commit()
+
+
+@pytest.fixture
+def make_app(
+    base_env: dict[str, str], migrated: str, redis_url: str
+) -> Iterator[Callable[..., Flask]]:
+    """Build an app with extra settings, e.g. ``make_app(ENABLE_PRODUCT_PAYMENT_SPLIT="true")``.
+
+    Tables are emptied and Redis flushed once per test, on the first app built.
+    """
+    built: list[Flask] = []
+
+    def factory(**overrides: str) -> Flask:
+        app = create_app({**base_env, **overrides})
+        if not built:
+            with app.app_context():
+                _empty_tables()
+            redis.Redis.from_url(redis_url).flushdb()
+        built.append(app)
+        return app
+
+    yield factory
+    for app in built:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Iterator[Flask]:
+    """An app on default settings, with an app context pushed."""
+    application = make_app()
+    with application.app_context():
+        yield application
+
+
+@pytest.fixture
+def client(app: Flask):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask):
+    return app.test_cli_runner()

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import pytest
+
+from webapp.config import Secret, load_config, normalize_database_url, secret_values
+from webapp.errors import ConfigError
+
+REQUIRED = {
+    "OPERATOR_PASSWORD": "operator-pass",
+    "BASE_HOST": "connector.example.com",
+    "STRIPE_CLIENT_SECRET": "sk_test_123abc",
+    "MIRAKL_HOST_NAME": "https://acme.mirakl.net",
+    "MIRAKL_API_KEY": "mirakl-secret-key",
+}
+
+
+def load(**env: str) -> dict:
+    return load_config({**REQUIRED, **env}, instance_path="/tmp/instance")
+
+
+def test_reference_defaults():
+    cfg = load()
+    assert cfg["SCHEME"] == "https"
+    assert cfg["ENABLE_SELLER_ONBOARDING"] is True
+    assert cfg["ENABLE_PRODUCT_PAYMENT_SPLIT"] is False
+    assert cfg["MIRAKL_CUSTOM_FIELD_CODE"] == "stripe-url"
+    assert cfg["MIRAKL_IGNORED_SHOP_FIELD_CODE"] == "stripe-ignored"
+    assert cfg["PAYMENT_METADATA_COMMERCIAL_ORDER_ID"] == "mirakl_commercial_order_id"
+    assert cfg["REDIRECT_ONBOARDING"] == "https://acme.mirakl.net/mmp/shop/account/shop"
+    assert cfg["MAIL_ON_NOTIFICATION_ENDPOINT_DOWN_COOLDOWN"] == 10
+    assert cfg["STRIPE_API_BASE"] == "https://api.stripe.com"
+    assert cfg["REDIS_URL"] == "redis://localhost:6379/0"
+    assert cfg["SQLALCHEMY_DATABASE_URI"] == "sqlite:////tmp/instance/connector.db"
+    assert cfg["STRIPE_MAX_RPS"] == 20.0  # test key: below Stripe's 25/s test-mode limit
+    assert load(STRIPE_CLIENT_SECRET="sk_live_x1")["STRIPE_MAX_RPS"] == 80.0
+
+
+@pytest.mark.parametrize("name", sorted(REQUIRED))
+def test_missing_required_names_the_variable(name):
+    env = {k: v for k, v in REQUIRED.items() if k != name}
+    with pytest.raises(ConfigError, match=f"^{name} is required"):
+        load_config(env, instance_path="/tmp/i")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("ENABLE_PRODUCT_PAYMENT_SPLIT", "maybe", "must be true or false"),
+        ("MIRAKL_HOST_NAME", "acme.mirakl.net", "must be an http"),
+        ("BASE_HOST", "https://x.com", "without scheme"),
+        ("STRIPE_CLIENT_SECRET", "pk_test_1", "Stripe secret key"),
+        ("MAIL_ON_NOTIFICATION_ENDPOINT_DOWN_COOLDOWN", "ten", "whole number"),
+        ("DATABASE_URL", "mysql://x/y", "DATABASE_URL must start"),
+        ("SCHEME", "ftp", "http or https"),
+    ],
+)
+def test_malformed_values_are_refused_with_one_line(name, value, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        load(**{name: value})
+    assert "\n" not in str(info.value)
+    assert name in str(info.value)
+
+
+def test_deprecated_aliases_are_honoured():
+    cfg = load(
+        ENABLES_AUTOMATIC_TRANSFER_CREATION="true",
+        STRIPE_WEBHOOK_SECRET="whsec_old",
+        MIRAKL_METADATA_ORDER_ID="order_key",
+    )
+    assert cfg["ENABLE_PRODUCT_PAYMENT_SPLIT"] is True
+    assert cfg["STRIPE_SELLERS_WEBHOOK_SECRET"].reveal() == "whsec_old"
+    assert cfg["STRIPE_OPERATOR_WEBHOOK_SECRET"].reveal() == "whsec_old"
+    assert cfg["PAYMENT_METADATA_COMMERCIAL_ORDER_ID"] == "order_key"
+
+
+def test_tax_split_needs_a_tax_account():
+    with pytest.raises(ConfigError, match="STRIPE_TAX_ACCOUNT"):
+        load(ENABLE_PAYMENT_TAX_SPLIT="true")
+
+
+@pytest.mark.parametrize(
+    ("raw", "url"),
+    [
+        ("postgres://u:p@db:5432/app", "postgresql+psycopg://u:p@db:5432/app"),
+        ("postgresql://u@db/app", "postgresql+psycopg://u@db/app"),
+        (
+            "pgsql://symfony:symfony@db:5432/symfony?charset=UTF-8",
+            "postgresql+psycopg://symfony:symfony@db:5432/symfony",
+        ),
+        (
+            "postgresql://u@db/app?serverVersion=13&sslmode=require",
+            "postgresql+psycopg://u@db/app?sslmode=require",
+        ),
+        ("sqlite:////var/data/c.db", "sqlite:////var/data/c.db"),
+    ],
+)
+def test_database_url_forms(raw, url):
+    assert normalize_database_url(raw) == url
+
+
+def test_secrets_never_show_in_repr_or_str():
+    cfg = load(MAILER_DSN="smtp://user:mailpass@smtp.example.com:587")
+    text = repr(cfg) + str(cfg)
+    for secret in ("operator-pass", "sk_test_123abc", "mirakl-secret-key", "mailpass"):
+        assert secret not in text
+    assert repr(Secret("abc")) == "Secret('***')"
+    values = secret_values(cfg)
+    assert {"operator-pass", "sk_test_123abc", "mirakl-secret-key", "mailpass"} <= set(values)
+
+
+def test_app_secret_is_derived_when_missing_and_stable():
+    assert load()["SECRET_KEY"] == load()["SECRET_KEY"]
+    assert load(APP_SECRET="s3cret")["SECRET_KEY"] == "s3cret"

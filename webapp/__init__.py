@@ -1,0 +1,48 @@
+"""The Stripe Connector for Mirakl: application factory."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from dotenv import load_dotenv
+from flask import Flask
+
+from webapp.config import load_config, secret_values
+from webapp.extensions import db, migrate
+from webapp.logs import configure_logging
+
+MIGRATIONS_DIR = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations"
+)
+
+
+def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
+    """Build the app from the environment (and ``.env``), or from ``test_config`` alone.
+
+    ``test_config`` is a complete set of environment-style variables, so tests never
+    depend on the shell they run in.
+
+    Raises:
+        ConfigError: a setting is missing or malformed.
+    """
+    app = Flask(__name__, instance_relative_config=True)
+    os.makedirs(app.instance_path, exist_ok=True)
+    if test_config is None:
+        load_dotenv(os.path.join(os.getcwd(), ".env"), override=False)
+        env: Mapping[str, str] = os.environ
+    else:
+        env = test_config
+    app.config.update(load_config(env, instance_path=app.instance_path))
+    configure_logging(app.config["LOG_FORMAT"], secret_values(app.config))
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True, compare_type=True)
+
+    from webapp import models  # noqa: F401  (registers the tables with the metadata)
+    from webapp.jobs.cli import connector_cli
+    from webapp.views import register_views
+
+    register_views(app)
+    app.cli.add_command(connector_cli)
+    return app

@@ -1,0 +1,308 @@
+"""Configuration: the only module that reads environment variables.
+
+Names and defaults are the reference connector's (reference-connector.md §10) plus ours.
+Everything is parsed and validated once, at start-up; a bad value raises ``ConfigError``
+with one line naming the variable. Secrets are wrapped in ``Secret`` so that they never
+show up in a repr, a log line or an error page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from webapp.errors import ConfigError
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off", ""}
+
+
+class Secret:
+    """A secret value whose str() and repr() never reveal it; call ``reveal()`` to use it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+
+def _bool(name: str, raw: str) -> bool:
+    word = raw.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _int(name: str, raw: str) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, got {raw!r}")
+    return value
+
+
+def _float(name: str, raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, got {raw!r}")
+    return value
+
+
+def _str(name: str, raw: str) -> str:
+    return raw.strip()
+
+
+def _http_url(name: str, raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(
+            f"{name} must be an http(s) URL with a host, e.g. https://acme.mirakl.net"
+        )
+    return value
+
+
+def _optional_http_url(name: str, raw: str) -> str:
+    return _http_url(name, raw) if raw.strip() else ""
+
+
+def _scheme(name: str, raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("http", "https"):
+        raise ConfigError(f"{name} must be http or https, got {raw!r}")
+    return value
+
+
+def _base_host(name: str, raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    if not value or "://" in value or " " in value:
+        raise ConfigError(f"{name} must be a host name without scheme, e.g. connector.example.com")
+    return value
+
+
+def _stripe_key(name: str, raw: str) -> Secret:
+    value = raw.strip()
+    if not re.fullmatch(r"(sk|rk)_(test|live)_[A-Za-z0-9_]+", value):
+        raise ConfigError(f"{name} must be a Stripe secret key (sk_test_... or sk_live_...)")
+    return Secret(value)
+
+
+def _secret(name: str, raw: str) -> Secret:
+    return Secret(raw.strip())
+
+
+def _regex(name: str, raw: str) -> str:
+    try:
+        re.compile(raw)
+    except re.error as exc:
+        raise ConfigError(f"{name} must be a regular expression: {exc}") from None
+    return raw
+
+
+def _log_format(name: str, raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("text", "json"):
+        raise ConfigError(f"{name} must be text or json, got {raw!r}")
+    return value
+
+
+def _delays(name: str, raw: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be comma-separated seconds, e.g. 1,5,25") from None
+    if any(v < 0 for v in values):
+        raise ConfigError(f"{name} must not contain negative delays")
+    return values
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str | None  # None means required
+    parse: Callable[[str, str], Any] = _str
+    aliases: tuple[str, ...] = ()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("APP_ENV", "prod"),
+    Setting("APP_SECRET", "", _secret),
+    Setting("OPERATOR_PASSWORD", None, _secret),
+    Setting("SCHEME", "https", _scheme),
+    Setting("BASE_HOST", None, _base_host),
+    Setting("TRUSTED_PROXIES", ""),
+    Setting("MESSENGER_TRANSPORT_DSN", ""),  # accepted for drop-in compatibility, unused
+    Setting("REDIS_URL", "redis://localhost:6379/0"),
+    Setting("STRIPE_CLIENT_SECRET", None, _stripe_key),
+    Setting("STRIPE_API_BASE", "https://api.stripe.com", _http_url),
+    Setting("MIRAKL_HOST_NAME", None, _http_url),
+    Setting("MIRAKL_API_KEY", None, _secret),
+    Setting("ENABLE_SELLER_ONBOARDING", "true", _bool),
+    Setting("REDIRECT_ONBOARDING", "", _optional_http_url),
+    Setting("STRIPE_SELLERS_WEBHOOK_SECRET", "", _secret, ("STRIPE_WEBHOOK_SECRET",)),
+    Setting("STRIPE_OPERATOR_WEBHOOK_SECRET", "", _secret, ("STRIPE_WEBHOOK_SECRET",)),
+    Setting("MIRAKL_CUSTOM_FIELD_CODE", "stripe-url"),
+    Setting("MIRAKL_IGNORED_SHOP_FIELD_CODE", "stripe-ignored"),
+    Setting("STRIPE_PREFILL_ONBOARDING", "false", _bool),
+    Setting(
+        "PAYMENT_METADATA_COMMERCIAL_ORDER_ID",
+        "mirakl_commercial_order_id",
+        _str,
+        ("MIRAKL_METADATA_ORDER_ID",),
+    ),
+    Setting(
+        "ENABLE_PRODUCT_PAYMENT_SPLIT", "false", _bool, ("ENABLES_AUTOMATIC_TRANSFER_CREATION",)
+    ),
+    Setting(
+        "ENABLE_PRODUCT_PAYMENT_REFUND", "false", _bool, ("ENABLES_AUTOMATIC_REFUND_CREATION",)
+    ),
+    Setting("ENABLE_SERVICE_PAYMENT_SPLIT", "false", _bool),
+    Setting("ENABLE_SERVICE_PAYMENT_REFUND", "false", _bool),
+    Setting("ENABLE_PAYMENT_TAX_SPLIT", "false", _bool),
+    Setting("STRIPE_TAX_ACCOUNT", ""),
+    Setting("KYC_MIRAKL_SHOP_DISABLE_UPDATE", "false", _bool),
+    Setting("MAILER_DSN", "smtp://null", _secret),
+    Setting("TECHNICAL_ALERT_EMAIL", ""),
+    Setting("TECHNICAL_ALERT_EMAIL_FROM", ""),
+    Setting("OPERATOR_NOTIFICATION_URL", "", _optional_http_url),
+    Setting("MAIL_ON_NOTIFICATION_ENDPOINT_DOWN", "true", _bool),
+    Setting("MAIL_ON_NOTIFICATION_ENDPOINT_DOWN_COOLDOWN", "10", _int),
+    Setting("CORS_ALLOW_ORIGIN", r"^https?://localhost(:[0-9]+)?$", _regex),
+    # Ours, beyond the reference.
+    Setting("LOG_FORMAT", "text", _log_format),
+    Setting("MIRAKL_TIMEOUT", "30", _float),
+    Setting("MIRAKL_MAX_RETRIES", "5", _int),
+    Setting("MIRAKL_BACKOFF_BASE", "0.5", _float),
+    Setting("STRIPE_TIMEOUT", "30", _float),
+    Setting("STRIPE_MAX_NETWORK_RETRIES", "2", _int),
+    Setting("STRIPE_MAX_RPS", "", _str),
+    Setting("MONEY_JOB_CONCURRENCY", "4", _int),
+    Setting("PENDING_RECHECK_AFTER", "600", _int),
+    Setting("NOTIFICATION_RETRY_DELAYS", "1,5,25", _delays),
+)
+
+SECRET_NAMES = tuple(s.name for s in SETTINGS if s.parse in (_secret, _stripe_key))
+
+
+def _raw_value(setting: Setting, env: Mapping[str, str]) -> str | None:
+    for name in (setting.name, *setting.aliases):
+        if name in env:
+            return env[name]
+    return setting.default
+
+
+def normalize_database_url(raw: str) -> str:
+    """Turn the accepted DATABASE_URL forms into a SQLAlchemy URL.
+
+    The reference's Symfony form ``pgsql://u:p@host:5432/db?charset=UTF-8&serverVersion=13``
+    carries Doctrine-only query parameters that psycopg rejects, so they are dropped.
+    """
+    value = raw.strip()
+    if value.startswith("sqlite:"):
+        return value
+    parts = urlsplit(value)
+    scheme = parts.scheme.lower()
+    if scheme in ("postgres", "postgresql", "pgsql", "postgresql+psycopg"):
+        query = [
+            (k, v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            if k not in ("charset", "serverVersion")
+        ]
+        return urlunsplit(("postgresql+psycopg", parts.netloc, parts.path, urlencode(query), ""))
+    raise ConfigError(
+        "DATABASE_URL must start with postgres://, postgresql://, pgsql:// or sqlite:///"
+    )
+
+
+def stripe_max_rps(raw: str, stripe_key: Secret) -> float:
+    """Requests per second allowed to Stripe: below the account's limit for its mode."""
+    if raw.strip():
+        return _float("STRIPE_MAX_RPS", raw)
+    return 80.0 if "_live_" in stripe_key.reveal() else 20.0
+
+
+def load_config(env: Mapping[str, str], *, instance_path: str) -> dict[str, Any]:
+    """Parse and validate the settings in ``env``; return the Flask config mapping.
+
+    Raises:
+        ConfigError: naming the first missing or malformed variable.
+    """
+    cfg: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw = _raw_value(setting, env)
+        if raw is None or (setting.default is None and not raw.strip()):
+            raise ConfigError(f"{setting.name} is required but not set")
+        cfg[setting.name] = setting.parse(setting.name, raw)
+
+    default_db = "sqlite:///" + os.path.join(instance_path, "connector.db")
+    cfg["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(env.get("DATABASE_URL") or default_db)
+    cfg["STRIPE_MAX_RPS"] = stripe_max_rps(cfg["STRIPE_MAX_RPS"], cfg["STRIPE_CLIENT_SECRET"])
+    if not cfg["REDIRECT_ONBOARDING"]:
+        cfg["REDIRECT_ONBOARDING"] = cfg["MIRAKL_HOST_NAME"] + "/mmp/shop/account/shop"
+    if cfg["ENABLE_PAYMENT_TAX_SPLIT"] and not cfg["STRIPE_TAX_ACCOUNT"]:
+        raise ConfigError("STRIPE_TAX_ACCOUNT is required when ENABLE_PAYMENT_TAX_SPLIT is true")
+
+    # Sessions must survive restarts; without APP_SECRET derive a stable one from other secrets.
+    app_secret = (
+        cfg["APP_SECRET"].reveal()
+        or hashlib.sha256(
+            (
+                "session:"
+                + cfg["OPERATOR_PASSWORD"].reveal()
+                + cfg["STRIPE_CLIENT_SECRET"].reveal()
+            ).encode()
+        ).hexdigest()
+    )
+    cfg["SECRET_KEY"] = app_secret
+    cfg["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(cfg["SQLALCHEMY_DATABASE_URI"])
+    cfg["PUBLIC_BASE_URL"] = f"{cfg['SCHEME']}://{cfg['BASE_HOST']}"
+    cfg["DEBUG_ENV"] = cfg["APP_ENV"] in ("dev", "test")
+    return cfg
+
+
+def engine_options(url: str) -> dict[str, Any]:
+    """Engine options per backend: SQLite needs a busy timeout for concurrent writers."""
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True}
+
+
+def secret_values(cfg: Mapping[str, Any]) -> list[str]:
+    """Every secret's clear value, for the log redaction filter."""
+    values = [cfg[name].reveal() for name in SECRET_NAMES if cfg.get(name)]
+    password = urlsplit(cfg["MAILER_DSN"].reveal()).password
+    if password:
+        values.append(password)
+    db_password = urlsplit(cfg["SQLALCHEMY_DATABASE_URI"]).password
+    if db_password:
+        values.append(db_password)
+    return [v for v in values if len(v) >= 4]

@@ -1,0 +1,88 @@
+"""Money jobs: one per row, run inline (CLI) or as RQ jobs (scheduler, console).
+
+A money job takes a row id, never an ORM object. The executors themselves live in the
+workflow modules; ``EXECUTORS`` maps an operation name to the dotted path of
+``execute(row_id) -> None``. Executors record their own outcome and do not raise for
+item-level failures; anything they raise leaves the row PENDING for the next run's sweep.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from flask import current_app
+from rq.exceptions import DuplicateJobError
+
+from webapp.jobs.context import with_app_context
+from webapp.jobs.queues import MONEY_QUEUE, get_queue
+
+log = logging.getLogger(__name__)
+
+EXECUTORS: dict[str, str] = {}
+FAILED_JOB_TTL = 300  # seconds an RQ failure record blocks re-queueing the same row
+
+
+def get_executor(operation: str) -> Callable[[int], None]:
+    module, _, func = EXECUTORS[operation].rpartition(".")
+    return getattr(importlib.import_module(module), func)
+
+
+def job_id(operation: str, row_id: int) -> str:
+    """RQ job id of a row's money job: the same row is never queued twice at once."""
+    return f"money:{operation}:{row_id}"
+
+
+@with_app_context
+def run_money_job(operation: str, row_id: int) -> None:
+    """Entry point of a money job in an RQ worker."""
+    get_executor(operation)(row_id)
+
+
+def dispatch(operation: str, ids: Sequence[int], *, inline: bool) -> int:
+    """Run the rows' money jobs now (bounded concurrency) or enqueue them; return the count."""
+    if not ids:
+        return 0
+    if inline:
+        return _run_inline(operation, ids)
+    queue = get_queue(MONEY_QUEUE)
+    queued = 0
+    for row_id in ids:
+        try:
+            queue.enqueue_call(
+                run_money_job,
+                args=(operation, row_id),
+                job_id=job_id(operation, row_id),
+                unique=True,
+                result_ttl=0,
+                failure_ttl=FAILED_JOB_TTL,
+            )
+            queued += 1
+        except DuplicateJobError:
+            log.info("%s %s: already queued", operation, row_id)
+    return queued
+
+
+def _run_inline(operation: str, ids: Sequence[int]) -> int:
+    app = current_app._get_current_object()
+    execute = get_executor(operation)
+
+    def one(row_id: int) -> None:
+        with app.app_context():
+            try:
+                execute(row_id)
+            except Exception:  # noqa: BLE001 - per-item boundary; the row stays PENDING
+                log.exception(
+                    "%s %s: money job crashed; the next run will pick it up", operation, row_id
+                )
+
+    workers = max(1, min(app.config["MONEY_JOB_CONCURRENCY"], len(ids)))
+    if workers == 1:
+        for row_id in ids:
+            one(row_id)
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(one, ids))
+    return len(ids)

@@ -1,0 +1,129 @@
+"""Exactly-once mechanics shared by every money operation (transfers, refunds, payouts, captures).
+
+A money job has three steps, each safe to die after:
+
+1. ``claim``: in its own committed transaction, mark the PENDING row as attempted now and
+   store the attempt's idempotency key. Only one worker wins the compare-and-set. A row
+   whose previous claim is older than ``PENDING_RECHECK_AFTER`` can be claimed again; the
+   claim then says ``is_recheck`` and the executor must look the object up in Stripe
+   before creating anything (Stripe only keeps idempotency keys for 24 hours).
+2. Call Stripe outside any database transaction, with ``claim.key``.
+3. ``record_success`` / ``record_refusal`` / ``record_unknown``: a transition, committed.
+
+Because the key depends only on (operation, Mirakl id, attempt) and ``attempt`` grows only in
+``record_refusal``, a retried, crashed or duplicated job re-sends the same key and Stripe
+answers with the object it already made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import or_, select, update
+
+from webapp.clock import utcnow
+from webapp.extensions import db
+from webapp.services import transitions
+from webapp.services.idempotency import idempotency_key
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A won claim: the row (fresh), the idempotency key to use, and whether an earlier
+    attempt with this key may already have reached Stripe."""
+
+    row: Any
+    key: str
+    is_recheck: bool
+
+
+def recheck_after() -> timedelta:
+    return timedelta(seconds=current_app.config["PENDING_RECHECK_AFTER"])
+
+
+def claim(
+    model: type, row_id: int, *, pending: str, operation: str, mirakl_id: str
+) -> Claim | None:
+    """Take the row for one attempt, or None if it is not PENDING or another worker has it."""
+    now = utcnow()
+    stale = now - recheck_after()
+    row = db.session.get(model, row_id)
+    if row is None or row.status != pending:
+        db.session.rollback()
+        return None
+    is_recheck = row.attempted_at is not None
+    key = idempotency_key(operation, mirakl_id, row.attempt)
+    won = db.session.execute(
+        update(model)
+        .where(
+            model.id == row_id,
+            model.status == pending,
+            model.attempt == row.attempt,
+            or_(model.attempted_at.is_(None), model.attempted_at <= stale),
+        )
+        .values(attempted_at=now, idempotency_key=key)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.commit()
+    if won != 1:
+        return None
+    db.session.refresh(row)
+    return Claim(row, key, is_recheck)
+
+
+def record_success(row: Any, status: str, *, actor: str, **fields: Any) -> bool:
+    """The operation happened (or was found in Stripe): move to ``status`` and commit."""
+    won = transitions.transition(
+        row, status, None, actor=actor, attempted_at=None, next_attempt_at=None, **fields
+    )
+    db.session.commit()
+    return won
+
+
+def record_refusal(row: Any, status: str, reason: str, *, actor: str, **fields: Any) -> bool:
+    """Stripe definitively refused: fail the row; the next attempt will use a new key."""
+    won = transitions.transition(
+        row, status, reason, actor=actor, attempt=row.attempt + 1, attempted_at=None, **fields
+    )
+    db.session.commit()
+    return won
+
+
+def record_unknown(row: Any, reason: str, *, actor: str) -> None:
+    """We cannot tell whether Stripe acted: stay PENDING with the claim kept, so the sweep
+    looks the object up before the same key is sent again."""
+    transitions.transition(
+        row, row.status, f"Outcome unknown, will be checked: {reason}", actor=actor
+    )
+    db.session.commit()
+
+
+def find_dispatchable(model: type, pending: str, limit: int | None = None) -> list[int]:
+    """PENDING rows with no live claim: never started, lost with their job, or to recheck."""
+    stale = utcnow() - recheck_after()
+    query = (
+        select(model.id)
+        .where(
+            model.status == pending, or_(model.attempted_at.is_(None), model.attempted_at <= stale)
+        )
+        .order_by(model.id)
+    )
+    if limit:
+        query = query.limit(limit)
+    return list(db.session.execute(query).scalars())
+
+
+def mark_queued(model: type, ids: Sequence[int]) -> None:
+    """Remember when rows were handed to a worker (the console shows "queued")."""
+    if ids:
+        db.session.execute(
+            update(model)
+            .where(model.id.in_(list(ids)))
+            .values(queued_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()

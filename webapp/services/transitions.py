@@ -1,0 +1,180 @@
+"""The state machines of money operations, and the one function that changes a status.
+
+Nothing else assigns ``.status`` on a money row. ``transition`` checks the move against the
+operation's table, writes it as a compare-and-set (``UPDATE … WHERE id = :id AND status =
+:from``) so two workers can never both win, records the move in ``operation_event`` and,
+on a move into a failed status, writes the operator notification into the outbox in the
+same transaction (so it is sent once per failure, never lost, never repeated).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.orm.attributes import set_committed_value
+
+from webapp.clock import utcnow
+from webapp.errors import IllegalTransition
+from webapp.extensions import db
+from webapp.models import (
+    REASON_LENGTH,
+    OperationEvent,
+    PaymentMapping,
+    PaymentMappingStatus,
+    PayoutStatus,
+    RefundStatus,
+    StripePayout,
+    StripeRefund,
+    StripeTransfer,
+    TransferStatus,
+)
+
+T, R, P, M = TransferStatus, RefundStatus, PayoutStatus, PaymentMappingStatus
+
+# None is "the row is new". ON_HOLD → ON_HOLD and PENDING → PENDING update the reason only.
+TRANSFER_TRANSITIONS: dict[Any, set[Any]] = {
+    None: {T.PENDING, T.ON_HOLD, T.ABORTED, T.IGNORED, T.CREATED},
+    T.PENDING: {T.PENDING, T.CREATED, T.FAILED, T.ON_HOLD, T.ABORTED},
+    T.ON_HOLD: {T.ON_HOLD, T.PENDING, T.ABORTED, T.IGNORED, T.CREATED},
+    T.FAILED: {T.PENDING, T.ON_HOLD, T.ABORTED, T.IGNORED, T.CREATED},
+    T.ABORTED: set(),
+    T.IGNORED: set(),
+    T.CREATED: set(),
+}
+
+REFUND_TRANSITIONS: dict[Any, set[Any]] = {
+    None: {R.PENDING, R.ON_HOLD, R.ABORTED, R.CREATED},
+    R.PENDING: {R.PENDING, R.CREATED, R.FAILED, R.ON_HOLD, R.ABORTED},
+    R.ON_HOLD: {R.ON_HOLD, R.PENDING, R.ABORTED, R.CREATED},
+    R.FAILED: {R.PENDING, R.ON_HOLD, R.ABORTED, R.CREATED},
+    R.ABORTED: set(),
+    R.CREATED: set(),
+}
+
+# A created payout can still fail at the bank (payout.failed webhook) and be paid again.
+PAYOUT_TRANSITIONS: dict[Any, set[Any]] = {
+    None: {P.PENDING, P.ON_HOLD, P.ABORTED, P.CREATED},
+    P.PENDING: {P.PENDING, P.CREATED, P.FAILED, P.ON_HOLD, P.ABORTED},
+    P.ON_HOLD: {P.ON_HOLD, P.PENDING, P.ABORTED, P.CREATED},
+    P.FAILED: {P.PENDING, P.ON_HOLD, P.ABORTED, P.CREATED},
+    P.ABORTED: set(),
+    P.CREATED: {P.FAILED},
+}
+
+# Payment mappings only move forward: a late charge.succeeded never undoes a capture.
+PAYMENT_TRANSITIONS: dict[Any, set[Any]] = {
+    None: {M.TO_CAPTURE, M.CAPTURED, M.CANCELED, M.FAILED},
+    M.TO_CAPTURE: {M.TO_CAPTURE, M.CAPTURED, M.CANCELED, M.FAILED},
+    M.CAPTURED: {M.CAPTURED},
+    M.CANCELED: {M.CANCELED},
+    M.FAILED: {M.FAILED},
+}
+
+MACHINES: dict[type, tuple[str, type, dict[Any, set[Any]]]] = {
+    StripeTransfer: ("transfer", TransferStatus, TRANSFER_TRANSITIONS),
+    StripeRefund: ("refund", RefundStatus, REFUND_TRANSITIONS),
+    StripePayout: ("payout", PayoutStatus, PAYOUT_TRANSITIONS),
+    PaymentMapping: ("payment", PaymentMappingStatus, PAYMENT_TRANSITIONS),
+}
+
+FAILED_STATUSES = {T.FAILED, R.FAILED, P.FAILED}
+KEEP = object()  # "leave status_reason as it is"
+
+
+def truncate_reason(reason: str | None) -> str | None:
+    """Reasons are stored in 1024 characters, as the reference does."""
+    if reason is None:
+        return None
+    return reason if len(reason) <= REASON_LENGTH else reason[: REASON_LENGTH - 1] + "…"
+
+
+def _status_of(row: Any) -> Any:
+    _, enum, _ = MACHINES[type(row)]
+    return None if row.status is None else enum(row.status)
+
+
+def can_transition(row: Any, to: Any) -> bool:
+    """Whether the row's state machine allows moving from its current status to ``to``."""
+    _, enum, table = MACHINES[type(row)]
+    return enum(to) in table[_status_of(row)]
+
+
+def operation_name(row: Any) -> str:
+    """The operation kind of a money row: transfer, refund, payout or payment."""
+    return MACHINES[type(row)][0]
+
+
+def create(row: Any, status: Any, reason: str | None = None, *, actor: str | None = None) -> None:
+    """Give a new row its first status and add it to the session (history included)."""
+    name, enum, table = MACHINES[type(row)]
+    to = enum(status)
+    if row.id is not None or to not in table[None]:
+        raise IllegalTransition(f"{name}: cannot create a row in status {to.value}")
+    row.status = to.value
+    row.status_reason = truncate_reason(reason)
+    db.session.add(row)
+    db.session.flush()
+    _record(row, None, to, row.status_reason, actor)
+
+
+def transition(
+    row: Any,
+    to: Any,
+    reason: Any = KEEP,
+    *,
+    actor: str | None = None,
+    **fields: Any,
+) -> bool:
+    """Move ``row`` to status ``to`` if it is still in the status we read; return who won.
+
+    ``fields`` are other columns written in the same UPDATE (e.g. ``transfer_id``).
+
+    Raises:
+        IllegalTransition: the state machine does not allow the move.
+    """
+    name, enum, table = MACHINES[type(row)]
+    frm = _status_of(row)
+    to = enum(to)
+    if to not in table[frm]:
+        raise IllegalTransition(
+            f"{name} {row.id}: {frm.value if frm else 'new'} → {to.value} is not allowed"
+        )
+    values: dict[str, Any] = {"status": to.value, "modification_datetime": utcnow(), **fields}
+    if reason is not KEEP:
+        values["status_reason"] = truncate_reason(reason)
+    model = type(row)
+    result = db.session.execute(
+        update(model)
+        .where(model.id == row.id, model.status == row.status)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        db.session.refresh(row)
+        return False
+    old_reason = row.status_reason
+    for key, value in values.items():
+        # The row in memory must match what we wrote, without issuing a second UPDATE.
+        set_committed_value(row, key, value)
+    if frm != to or values.get("status_reason", old_reason) != old_reason:
+        _record(row, frm, to, values.get("status_reason", old_reason), actor)
+    if to in FAILED_STATUSES and frm != to:
+        from webapp.services.notifications import record_operation_failed
+
+        record_operation_failed(row)
+    return True
+
+
+def _record(row: Any, frm: Any, to: Any, reason: str | None, actor: str | None) -> None:
+    db.session.add(
+        OperationEvent(
+            operation=operation_name(row),
+            operation_id=row.id,
+            from_status=None if frm is None else frm.value,
+            to_status=to.value,
+            reason=reason,
+            attempt=getattr(row, "attempt", None),
+            actor=actor,
+        )
+    )
