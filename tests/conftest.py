@@ -10,7 +10,11 @@ Backend: ``TEST_DB=postgresql`` (default) or ``TEST_DB=sqlite``; the PostgreSQL 
 
 from __future__ import annotations
 
+import email
+import email.message
+import email.policy
 import os
+import socket
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -132,6 +136,50 @@ def mirakl(mirakl_server: str) -> MiraklControl:
     control.clear_faults()
     control.clear_requests()
     return control
+
+
+class SmtpSink:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps every message it receives."""
+
+    def __init__(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.messages: list[email.message.Message] = []
+        sink = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd API
+                message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+                message["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
+                sink.messages.append(message)
+                return "250 OK"
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    @property
+    def dsn(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[SmtpSink]:
+    sink = SmtpSink()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+def smtp(smtp_server: SmtpSink) -> SmtpSink:
+    """The SMTP sink, emptied for this test; use ``make_app(MAILER_DSN=smtp.dsn, ...)``."""
+    smtp_server.messages.clear()
+    return smtp_server
 
 
 # ---------------------------------------------------------------- the app

@@ -11,6 +11,7 @@ from flask import Flask
 from webapp.config import load_config, secret_values
 from webapp.extensions import db, migrate
 from webapp.logs import configure_logging
+from webapp.services import mailer
 
 MIGRATIONS_DIR = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations"
@@ -37,12 +38,14 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     configure_logging(app.config["LOG_FORMAT"], secret_values(app.config))
 
     db.init_app(app)
+    mailer.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True, compare_type=True)
 
     from webapp import models  # noqa: F401  (registers the tables with the metadata)
     from webapp.jobs.cli import connector_cli
-    from webapp.views import register_views
+    from webapp.views import auth, register_views
 
+    auth.init_app(app)
     register_views(app)
     app.cli.add_command(connector_cli)
     return app

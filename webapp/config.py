@@ -207,6 +207,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("STRIPE_MAX_RPS", "", _str),
     Setting("MONEY_JOB_CONCURRENCY", "4", _int),
     Setting("PENDING_RECHECK_AFTER", "600", _int),
+    Setting("JOB_LEASE_TTL", "45", _float),
     Setting("NOTIFICATION_RETRY_DELAYS", "1,5,25", _delays),
 )
 
@@ -285,8 +286,27 @@ def load_config(env: Mapping[str, str], *, instance_path: str) -> dict[str, Any]
     cfg["SECRET_KEY"] = app_secret
     cfg["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(cfg["SQLALCHEMY_DATABASE_URI"])
     cfg["PUBLIC_BASE_URL"] = f"{cfg['SCHEME']}://{cfg['BASE_HOST']}"
+    cfg["SCHEDULE_OVERRIDES"] = schedule_overrides(env)
     cfg["DEBUG_ENV"] = cfg["APP_ENV"] in ("dev", "test")
+    # Console session cookie: never readable by scripts, not sent cross-site, HTTPS-only in prod.
+    cfg["SESSION_COOKIE_HTTPONLY"] = True
+    cfg["SESSION_COOKIE_SAMESITE"] = "Lax"
+    cfg["SESSION_COOKIE_SECURE"] = not cfg["DEBUG_ENV"]
     return cfg
+
+
+def schedule_overrides(env: Mapping[str, str]) -> dict[str, str]:
+    """``SCHEDULE_PROCESS_TRANSFER="*/10 * * * *"`` → {"process-transfer": "*/10 * * * *"};
+    an empty value disables the job's schedule."""
+    overrides = {}
+    for name, raw in env.items():
+        if not name.startswith("SCHEDULE_"):
+            continue
+        value = " ".join(raw.split())
+        if value and len(value.split(" ")) != 5:
+            raise ConfigError(f"{name} must be a 5-field cron expression or empty, got {raw!r}")
+        overrides[name[len("SCHEDULE_") :].lower().replace("_", "-")] = value
+    return overrides
 
 
 def engine_options(url: str) -> dict[str, Any]:

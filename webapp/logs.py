@@ -5,9 +5,32 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 REDACTED = "***"
+TEXT_FORMAT = "%(asctime)s %(levelname)s [%(job)s %(run_id)s] %(name)s: %(message)s"
+
+# The job and run a log line belongs to, set by the job runner for the run's duration.
+job_context: ContextVar[tuple[str, int] | None] = ContextVar("job_context", default=None)
+
+
+@contextmanager
+def job_logging(job: str, run_id: int) -> Iterator[None]:
+    """Tag every log line emitted during a job run with the job name and run id."""
+    token = job_context.set((job, run_id))
+    try:
+        yield
+    finally:
+        job_context.reset(token)
+
+
+class AddJobContext(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        context = job_context.get()
+        record.job, record.run_id = context if context else ("-", "-")
+        return True
 
 
 class RedactSecrets(logging.Filter):
@@ -42,7 +65,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         for field in self.FIELDS:
-            if hasattr(record, field):
+            if getattr(record, field, "-") != "-":
                 data[field] = getattr(record, field)
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
@@ -57,11 +80,11 @@ def configure_logging(log_format: str, secrets: Iterable[str], level: int = logg
         handler = logging.StreamHandler(sys.stderr)
         handler._connector = True  # type: ignore[attr-defined]
         root.addHandler(handler)
-    handler.filters = [RedactSecrets(secrets)]
+    handler.filters = [AddJobContext(), RedactSecrets(secrets)]
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
     root.setLevel(level)
     # Library loggers that would print request headers or bodies stay quiet.
     for noisy in ("urllib3", "stripe", "werkzeug"):

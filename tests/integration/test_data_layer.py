@@ -29,7 +29,7 @@ from webapp.models import (
 from webapp.services import checkpoints, leases, transitions
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def backend_app(request, base_env):
     url = request.getfixturevalue(f"{request.param}_url")
     application = create_app({**base_env, "DATABASE_URL": url})

@@ -125,7 +125,7 @@ def test_one_bad_item_does_not_hide_the_others(client, mirakl):
     mirakl.add_orders(
         [
             demo.make_product_order("O-1-A"),
-            demo.make_product_order("O-2-A", total_price="not-a-number"),
+            {**demo.make_product_order("O-2-A"), "total_price": "not-a-number"},
             demo.make_product_order("O-3-A", shop_id=None),
         ]
     )
@@ -151,15 +151,15 @@ def test_pa01_batch_isolates_the_bad_entry(client, mirakl):
     entries = [
         {
             "order_id": "O-1-A",
-            "customer_id": "c",
+            "customer_id": "customer_basic",
             "payment_status": "OK",
             "amount": Decimal("84.72"),
             "transaction_number": "ch_1",
         },
-        {"order_id": "O-404-A", "customer_id": "c", "payment_status": "OK", "amount": Decimal(1)},
+        {"order_id": "O-404-A", "customer_id": "customer_basic", "payment_status": "OK", "amount": Decimal(1)},
         {
             "order_id": "O-2-A",
-            "customer_id": "c",
+            "customer_id": "customer_basic",
             "payment_status": "OK",
             "amount": Decimal("84.72"),
             "transaction_number": "ch_2",

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 from types import ModuleType
 
 import click
 from flask.cli import AppGroup
 
-from webapp.jobs import JOB_MODULES
+from webapp.jobs import job_modules
+from webapp.jobs.admin_cli import create_admin_command
 from webapp.jobs.runner import run_job
+from webapp.jobs.scheduler import scheduler_command
+from webapp.jobs.worker import worker_command
 from webapp.models import JobOutcome
 
 connector_cli = AppGroup("connector", help="Run the connector's jobs and admin tasks.")
-
-
-def load_job(module_name: str) -> ModuleType:
-    return importlib.import_module(f"webapp.jobs.{module_name}")
 
 
 def _job_command(module: ModuleType) -> click.Command:
@@ -38,5 +36,8 @@ def _job_command(module: ModuleType) -> click.Command:
     )
 
 
-for _name in JOB_MODULES:
-    connector_cli.add_command(_job_command(load_job(_name)))
+for _module in job_modules():
+    connector_cli.add_command(_job_command(_module))
+connector_cli.add_command(scheduler_command)
+connector_cli.add_command(worker_command)
+connector_cli.add_command(create_admin_command)

@@ -21,7 +21,13 @@ from webapp.jobs.queues import MONEY_QUEUE, get_queue
 
 log = logging.getLogger(__name__)
 
-EXECUTORS: dict[str, str] = {}
+# Resolved lazily, so a workflow that does not exist yet breaks nothing until it is used.
+EXECUTORS: dict[str, str] = {
+    "transfer": "webapp.services.transfer_execution.execute_transfer",
+    "refund": "webapp.services.refunds.execute_refund",
+    "payout": "webapp.services.payouts.execute_payout",
+    "capture": "webapp.services.validation.execute_capture",
+}
 FAILED_JOB_TTL = 300  # seconds an RQ failure record blocks re-queueing the same row
 
 

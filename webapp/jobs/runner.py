@@ -21,13 +21,14 @@ from flask import Flask, current_app
 from webapp.clock import utcnow
 from webapp.errors import ConnectorError
 from webapp.extensions import db
+from webapp.logs import job_logging
 from webapp.models import JobOutcome, JobRun
 from webapp.services import leases
 
 log = logging.getLogger(__name__)
 
-LEASE_TTL = 45.0  # seconds a run holds its job without a heartbeat
-HEARTBEAT_EVERY = 15.0  # seconds between lease renewals
+# A run holds its job for JOB_LEASE_TTL seconds (default 45) without a heartbeat; the
+# heartbeat renews it three times per TTL, so only a dead run ever loses it.
 
 
 @dataclass
@@ -69,9 +70,10 @@ class Heartbeat:
         self.thread = threading.Thread(target=self._beat, name=f"heartbeat-{name}", daemon=True)
 
     def _beat(self) -> None:
-        while not self.stopped.wait(HEARTBEAT_EVERY):
+        ttl = self.app.config["JOB_LEASE_TTL"]
+        while not self.stopped.wait(ttl / 3):
             with self.app.app_context():
-                if not leases.renew(self.name, self.holder, LEASE_TTL):
+                if not leases.renew(self.name, self.holder, ttl):
                     self.lost = True
                     log.error("lease %s: lost by %s", self.name, self.holder)
 
@@ -98,14 +100,17 @@ def run_job(
     db.session.commit()
     ctx = JobContext(job=name, run_id=run.id, trigger=trigger, inline=inline)
     lease_name, holder = f"job:{name}", f"run:{run.id}"
-    if not leases.acquire(lease_name, holder, LEASE_TTL):
+    if not leases.acquire(lease_name, holder, current_app.config["JOB_LEASE_TTL"]):
         held = leases.find(lease_name)
         since = f"{held.acquired_at:%Y-%m-%d %H:%M:%S} UTC ({held.holder})" if held else "just now"
         ctx.lines.append(f"skipped: {name} is already running since {since}")
         _finish(run, ctx, JobOutcome.SKIPPED)
         return run, ctx
     try:
-        with Heartbeat(current_app._get_current_object(), lease_name, holder):
+        with (
+            job_logging(name, run.id),
+            Heartbeat(current_app._get_current_object(), lease_name, holder),
+        ):
             func(ctx, **(params or {}))
         _finish(run, ctx, JobOutcome.SUCCEEDED)
     except ConnectorError as exc:
@@ -118,7 +123,19 @@ def run_job(
         _finish(run, ctx, JobOutcome.FAILED, f"unexpected error: {type(exc).__name__}: {exc}")
     finally:
         leases.release(lease_name, holder)
+    _flush_notifications(ctx)
     return run, ctx
+
+
+def _flush_notifications(ctx: JobContext) -> None:
+    """Send what the run put in the notification outbox; never breaks the run."""
+    from webapp.services.notifications import flush_outbox
+
+    try:
+        flush_outbox(inline=ctx.inline)
+    except Exception:  # noqa: BLE001 - rows stay PENDING for the next flush
+        db.session.rollback()
+        log.exception("%s run %s: notifications not flushed", ctx.job, ctx.run_id)
 
 
 def _finish(run: JobRun, ctx: JobContext, outcome: JobOutcome, error: str | None = None) -> None:

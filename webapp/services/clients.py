@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask import current_app
 
 from webapp.services.mirakl import MiraklClient
-from webapp.services.stripe_gateway import RateLimiter, StripeGateway
+from webapp.services.rate_limit import LocalRateLimiter, RedisRateLimiter
+from webapp.services.stripe_gateway import StripeGateway
 
 
 def get_mirakl() -> MiraklClient:
@@ -27,9 +28,23 @@ def get_stripe() -> StripeGateway:
             plugin_version=plugin_version(),
             timeout=cfg["STRIPE_TIMEOUT"],
             max_network_retries=cfg["STRIPE_MAX_NETWORK_RETRIES"],
-            throttle=RateLimiter(cfg["STRIPE_MAX_RPS"]),
+            throttle=_throttle(cfg["STRIPE_MAX_RPS"]),
         )
     return ext["stripe_gateway"]
+
+
+def _throttle(rate: float):
+    """Shared pacing through Redis when it answers; otherwise pace this process alone."""
+    from redis import RedisError
+
+    from webapp.jobs.queues import get_redis
+
+    try:
+        redis = get_redis()
+        redis.ping()
+    except RedisError:
+        return LocalRateLimiter(rate)
+    return RedisRateLimiter(redis, rate)
 
 
 def plugin_version() -> str:

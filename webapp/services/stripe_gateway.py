@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -384,26 +383,3 @@ class StripeGateway:
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
             raise WebhookPayloadInvalid("Invalid payload.")
         return event
-
-
-class RateLimiter:
-    """A per-process request pacer: at most ``rate`` calls per second (token bucket)."""
-
-    def __init__(self, rate: float, burst: int = 5) -> None:
-        self.rate = rate
-        self.capacity = float(burst)
-        self.tokens = float(burst)
-        self.updated = time.monotonic()
-        self.lock = threading.Lock()
-
-    def __call__(self) -> None:
-        while True:
-            with self.lock:
-                now = time.monotonic()
-                self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-                self.updated = now
-                if self.tokens >= 1:
-                    self.tokens -= 1
-                    return
-                wait = (1 - self.tokens) / self.rate
-            time.sleep(wait)

@@ -1,0 +1,22 @@
+# The connector's everyday commands. `make test` is what CI runs.
+PYTHON ?= python3
+
+.PHONY: install test lint test-sqlite demo bench
+
+install:
+	$(PYTHON) -m pip install -e ".[test]"
+
+lint:
+	ruff check .
+	ruff format --check .
+
+# Full suite on PostgreSQL (data-layer tests also run on SQLite), then lint.
+test: lint
+	$(PYTHON) -m pytest -q
+
+# Same suite with SQLite as the connector's database.
+test-sqlite:
+	TEST_DB=sqlite $(PYTHON) -m pytest -q
+
+demo:
+	$(PYTHON) -m sandbox.demo

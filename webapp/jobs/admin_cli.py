@@ -1,0 +1,39 @@
+"""``flask --app wsgi connector create-admin EMAIL``: add a console user (no default password)."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+
+import click
+from flask.cli import with_appcontext
+
+MIN_PASSWORD_LENGTH = 12  # characters
+
+
+@click.command("create-admin")
+@click.argument("email")
+@click.option("--generate", is_flag=True, help="Generate a strong password and print it once.")
+@with_appcontext
+def create_admin_command(email: str, generate: bool) -> None:
+    """Create a console user; prompts for the password unless --generate."""
+    from webapp.views.auth import create_user
+
+    if "@" not in email:
+        click.echo(f"error: {email!r} is not an e-mail address", err=True)
+        sys.exit(2)
+    if generate:
+        password = secrets.token_urlsafe(18)
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        if len(password) < MIN_PASSWORD_LENGTH:
+            click.echo(f"error: the password needs {MIN_PASSWORD_LENGTH} characters", err=True)
+            sys.exit(2)
+    try:
+        create_user(email, password)
+    except ValueError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"created console user {email.strip().lower()}")
+    if generate:
+        click.echo(f"password (shown once): {password}")

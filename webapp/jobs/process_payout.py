@@ -1,0 +1,37 @@
+"""Pay sellers from their invoices: ``connector process-payout [MIRAKL_SHOP_ID]``, daily 01:00.
+
+Without a shop id: the backlog of ON_HOLD/FAILED payouts and invoice transfers, then the
+invoices created since the settlement checkpoint. With a shop id: every invoice of that shop
+(its backlog included), checkpoint untouched. Fees and credits go before the payouts.
+"""
+
+from __future__ import annotations
+
+import click
+
+from webapp.jobs.runner import JobContext
+from webapp.models import StripePayout, StripeTransfer
+from webapp.services import attempts, payouts
+
+NAME = "process-payout"
+SCHEDULE = "0 1 * * *"
+PARAMS = [click.Argument(["mirakl_shop_id"], required=False, type=int)]
+
+
+def run(ctx: JobContext, mirakl_shop_id: int | None = None) -> None:
+    """Sync invoices, send their transfers, then the payouts whose transfers are done."""
+    if mirakl_shop_id is None:
+        ctx.report("backlog", payouts.sync_backlog())
+    invoices = payouts.sync_invoices(mirakl_shop_id)
+    ctx.report(f"shop {mirakl_shop_id} invoices" if mirakl_shop_id else "invoices", invoices)
+
+    transfer_ids = payouts.find_dispatchable_transfers(mirakl_shop_id)
+    ctx.report("invoice transfers", {"dispatched": ctx.dispatch("transfer", transfer_ids)})
+    if not ctx.inline:
+        attempts.mark_queued(StripeTransfer, transfer_ids)
+
+    payout_ids, waiting = payouts.find_dispatchable_payouts(mirakl_shop_id)
+    sent = ctx.dispatch("payout", payout_ids)
+    ctx.report("payouts", {"dispatched": sent, "waiting for transfers": waiting})
+    if not ctx.inline:
+        attempts.mark_queued(StripePayout, payout_ids)

@@ -1,0 +1,36 @@
+"""``connector process-refund`` (every 5 minutes): refund customers, pull back seller shares.
+
+Gated by ``ENABLE_PRODUCT_PAYMENT_REFUND`` (PA12) and ``ENABLE_SERVICE_PAYMENT_REFUND``
+(SPA12). Refund rows first, then their money jobs (Stripe refund + PA02/SPA02), then the
+reversal rows (new and backlog) and their money jobs (transfer reversals).
+"""
+
+from __future__ import annotations
+
+from flask import current_app
+
+from webapp.jobs.runner import JobContext
+from webapp.models import RefundStatus, StripeRefund, StripeTransfer
+from webapp.services import attempts, refunds
+
+NAME = "process-refund"
+SCHEDULE = "*/5 * * * *"
+
+
+def run(ctx: JobContext) -> None:
+    cfg = current_app.config
+    product, service = cfg["ENABLE_PRODUCT_PAYMENT_REFUND"], cfg["ENABLE_SERVICE_PAYMENT_REFUND"]
+    if not (product or service):
+        ctx.report("refunds", note="disabled (ENABLE_*_PAYMENT_REFUND are false)")
+        return
+    if product:
+        ctx.report("product refunds", refunds.sync_product_refunds())
+    if service:
+        ctx.report("service refunds", refunds.sync_service_refunds())
+    ids = attempts.find_dispatchable(StripeRefund, RefundStatus.PENDING.value)
+    attempts.mark_queued(StripeRefund, ids)
+    ctx.report("refund jobs", {"dispatched": ctx.dispatch("refund", ids)})
+    ctx.report("reversals", refunds.sync_reversal_backlog())
+    ids = refunds.find_dispatchable_reversals()
+    attempts.mark_queued(StripeTransfer, ids)
+    ctx.report("reversal jobs", {"dispatched": ctx.dispatch("transfer", ids)})

@@ -1,0 +1,22 @@
+"""``connector validate-pending-debit``: confirm customer debits to Mirakl, then capture.
+
+Schedule: every 5 minutes. PA11 pending debits with a payment mapping get PA01 (OK, or
+REFUSED when the payment failed or was canceled); authorised payments whose logistical
+orders are all accepted or refused are captured for what sellers accepted, or canceled.
+"""
+
+from __future__ import annotations
+
+from webapp.jobs.runner import JobContext
+from webapp.services import validation
+
+NAME = "validate-pending-debit"
+SCHEDULE = "*/5 * * * *"
+
+
+def run(ctx: JobContext) -> None:
+    """Send PA01 for pending debits, then decide and run captures and cancels."""
+    ctx.report("pending debits", validation.sync_pending_debits())
+    counts, ready = validation.sync_captures()
+    ctx.report("payments to capture", counts)
+    ctx.report("capture jobs", {"dispatched": ctx.dispatch(validation.OPERATION, ready)})

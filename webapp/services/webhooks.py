@@ -1,0 +1,160 @@
+"""The Stripe webhook inbox: verify, store once, route by event type, commit, answer.
+
+An event's effect on our records is committed together with its inbox row before the 2xx
+answer; follow-up calls (to Mirakl, to the operator) run after the commit, queued when
+Redis is there. An event already processed is a no-op; one that failed is processed again
+when Stripe redelivers it (dedupe on success, not on receipt).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from webapp.clock import utcnow
+from webapp.errors import ConnectorError, WebhookPayloadInvalid, WebhookSignatureInvalid
+from webapp.extensions import db
+from webapp.models import WebhookEvent, WebhookEventStatus
+from webapp.services.stripe_gateway import StripeGateway
+from webapp.services.transitions import truncate_reason
+
+log = logging.getLogger(__name__)
+
+# Event type → dotted path of ``handle(event) -> WebhookAnswer``; resolved when used.
+HANDLERS: dict[str, str] = {
+    "account.updated": "webapp.services.onboarding.handle_account_updated",
+    "charge.succeeded": "webapp.services.payments.handle_charge_event",
+    "charge.updated": "webapp.services.payments.handle_charge_event",
+    "payout.failed": "webapp.services.payouts.handle_payout_failed",
+}
+DEPRECATED_EVENTS = frozenset(
+    {
+        "payment_intent.created",
+        "payment_intent.succeeded",
+        "payment_intent.amount_capturable_updated",
+    }
+)
+
+
+@dataclass
+class WebhookAnswer:
+    """What the endpoint answers, and what to run once the effect is committed."""
+
+    status: int
+    message: str
+    after_commit: list[Callable[[], Any]] = field(default_factory=list)
+    ignored: bool = False
+
+
+def _handler(event_type: str) -> Callable[[dict[str, Any]], WebhookAnswer]:
+    module, _, name = HANDLERS[event_type].rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def receive(endpoint: str, payload: bytes, signature: str | None, secret: str) -> WebhookAnswer:
+    """Handle one webhook delivery to ``endpoint`` (``sellers`` or ``operator``)."""
+    try:
+        event = StripeGateway.verify_event(payload, signature, secret)
+    except (WebhookSignatureInvalid, WebhookPayloadInvalid) as exc:
+        return WebhookAnswer(400, exc.message)
+    event_type = event["type"]
+    if event_type in DEPRECATED_EVENTS:
+        return WebhookAnswer(
+            200, f"{event_type} is deprecated and ignored: remove it from your webhook settings."
+        )
+    if event_type not in HANDLERS:
+        return WebhookAnswer(400, "Unhandled event type")
+    event_id = event.get("id")
+    if not isinstance(event_id, str) or not event_id:
+        return WebhookAnswer(400, "Invalid payload.")
+
+    inbox = _store(endpoint, event, payload)
+    if inbox is None:
+        return WebhookAnswer(200, "Event already processed.")
+    try:
+        answer = _handler(event_type)(event)
+    except ConnectorError as exc:
+        db.session.rollback()
+        status = exc.http_status if exc.http_status and exc.http_status < 500 else 500
+        _mark(inbox.id, WebhookEventStatus.FAILED, exc.message)
+        return WebhookAnswer(status, exc.message)
+    except Exception as exc:  # noqa: BLE001 - the request boundary: Stripe will redeliver
+        db.session.rollback()
+        log.exception("webhook %s (%s): handler failed", event_id, event_type)
+        _mark(inbox.id, WebhookEventStatus.FAILED, f"{type(exc).__name__}: {exc}")
+        return WebhookAnswer(500, "Internal error; the event will be processed on redelivery.")
+    inbox.status = WebhookEventStatus.IGNORED if answer.ignored else WebhookEventStatus.PROCESSED
+    inbox.processed_at = utcnow()
+    db.session.commit()
+    for follow_up in answer.after_commit:
+        try:
+            follow_up()
+        except Exception:  # noqa: BLE001 - the effect is committed; follow-ups are retried later
+            log.exception("webhook %s (%s): follow-up failed", event_id, event_type)
+    _queue_notifications(event_id)
+    return answer
+
+
+def _queue_notifications(event_id: str) -> None:
+    """Queue the operator notifications this event wrote; never fails the webhook.
+
+    Notifications are never sent inside a request: without Redis they stay PENDING and the
+    next job run sends them.
+    """
+    from webapp.services.notifications import flush_outbox
+
+    try:
+        flush_outbox(inline=False)
+    except Exception as exc:  # noqa: BLE001 - the effect is committed; the next run sends them
+        db.session.rollback()
+        log.warning("webhook %s: notifications left for the next job run: %s", event_id, exc)
+
+
+def _store(endpoint: str, event: dict[str, Any], payload: bytes) -> WebhookEvent | None:
+    """The inbox row to process, or None when this event was already handled."""
+    row = WebhookEvent(
+        stripe_event_id=event["id"],
+        type=event["type"],
+        endpoint=endpoint,
+        account=event.get("account") if isinstance(event.get("account"), str) else None,
+        payload=payload.decode("utf-8", errors="replace"),
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.add(row)
+        return row
+    except IntegrityError:
+        existing = db.session.execute(
+            select(WebhookEvent).where(WebhookEvent.stripe_event_id == event["id"])
+        ).scalar_one()
+        if existing.status in (WebhookEventStatus.PROCESSED, WebhookEventStatus.IGNORED):
+            return None
+        return existing
+
+
+def _mark(inbox_id: int, status: WebhookEventStatus, error: str) -> None:
+    row = db.session.get(WebhookEvent, inbox_id)
+    if row is None:  # the insert itself was rolled back with the handler's work
+        return
+    row.status = status.value
+    row.error = truncate_reason(error)
+    db.session.commit()
+
+
+def event_object(event: dict[str, Any]) -> dict[str, Any]:
+    """``event.data.object``, or WebhookPayloadInvalid."""
+    obj = (event.get("data") or {}).get("object") if isinstance(event.get("data"), dict) else None
+    if not isinstance(obj, dict):
+        raise WebhookPayloadInvalid("Invalid payload.", http_status=400)
+    return obj
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, sort_keys=True)
