@@ -79,9 +79,7 @@ def start_stripe(port: int = 0, state_dir: str | None = None) -> ServerHandle:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
     stderr = tempfile.TemporaryFile()
-    process = subprocess.Popen(
-        command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=stderr
-    )
+    process = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
     url = f"http://127.0.0.1:{port}"
 
     def stop() -> None:

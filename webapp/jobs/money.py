@@ -38,7 +38,7 @@ def get_executor(operation: str) -> Callable[[int], None]:
 
 def job_id(operation: str, row_id: int) -> str:
     """RQ job id of a row's money job: the same row is never queued twice at once."""
-    return f"money:{operation}:{row_id}"
+    return f"money-{operation}-{row_id}"  # RQ 3 allows letters, digits, _ and - only
 
 
 @with_app_context

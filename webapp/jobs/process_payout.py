@@ -25,10 +25,12 @@ def run(ctx: JobContext, mirakl_shop_id: int | None = None) -> None:
     invoices = payouts.sync_invoices(mirakl_shop_id)
     ctx.report(f"shop {mirakl_shop_id} invoices" if mirakl_shop_id else "invoices", invoices)
 
-    transfer_ids = payouts.find_dispatchable_transfers(mirakl_shop_id)
-    ctx.report("invoice transfers", {"dispatched": ctx.dispatch("transfer", transfer_ids)})
-    if not ctx.inline:
-        attempts.mark_queued(StripeTransfer, transfer_ids)
+    sent = 0
+    for wave in payouts.find_dispatchable_transfers(mirakl_shop_id):  # credits, then fees
+        sent += ctx.dispatch("transfer", wave)
+        if not ctx.inline:
+            attempts.mark_queued(StripeTransfer, wave)
+    ctx.report("invoice transfers", {"dispatched": sent})
 
     payout_ids, waiting = payouts.find_dispatchable_payouts(mirakl_shop_id)
     sent = ctx.dispatch("payout", payout_ids)

@@ -1,4 +1,4 @@
-"""``connector process-refund`` (every 5 minutes): refund customers, pull back seller shares.
+"""Refund customers and pull back seller shares: ``connector process-refund`` (every 5 minutes).
 
 Gated by ``ENABLE_PRODUCT_PAYMENT_REFUND`` (PA12) and ``ENABLE_SERVICE_PAYMENT_REFUND``
 (SPA12). Refund rows first, then their money jobs (Stripe refund + PA02/SPA02), then the

@@ -23,8 +23,8 @@ from webapp.jobs.runner import run_job
 
 log = logging.getLogger(__name__)
 
-SCHEDULE_ID_PREFIX = "connector-schedule:"
-RUN_ID_PREFIX = "connector-run:"
+SCHEDULE_ID_PREFIX = "connector-schedule-"
+RUN_ID_PREFIX = "connector-run-"
 RUN_TIMEOUT = 3600  # seconds a job run may take in a worker
 SCHEDULER_INTERVAL = 10  # seconds between rq-scheduler checks
 

@@ -24,10 +24,11 @@ class ConnectorWorker(SimpleWorker):
 
     app: Flask
 
-    def perform_job(self, job: Any, queue: Any) -> bool:
+    def perform_job(self, job: Any, queue: Any, *args: Any) -> bool:
+        # RQ 3 passes an ``execution`` after the queue; RQ 2 does not.
         with self.app.app_context():
             try:
-                return super().perform_job(job, queue)
+                return super().perform_job(job, queue, *args)
             finally:
                 db.session.remove()
 

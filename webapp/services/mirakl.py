@@ -27,6 +27,7 @@ from webapp.errors import (
     MiraklRejected,
     MiraklUnavailable,
 )
+from webapp.services.http import proxied_session
 from webapp.services.mirakl_types import (
     BadItem,
     Invoice,
@@ -106,7 +107,7 @@ class MiraklClient:
         self.backoff_cap = backoff_cap
         self.sleep = sleep
         self.calls = 0  # HTTP requests sent, for the benchmark and the job summaries
-        self.session = requests.Session()
+        self.session = proxied_session()
         self.session.max_redirects = 5
 
     def __repr__(self) -> str:

@@ -24,6 +24,7 @@ from webapp.errors import (
     WebhookPayloadInvalid,
     WebhookSignatureInvalid,
 )
+from webapp.services.http import proxied_session
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ class StripeGateway:
             api_key,
             base_addresses={"api": base, "connect": base, "files": base},
             max_network_retries=max_network_retries,
-            http_client=stripe.RequestsClient(timeout=timeout),
+            http_client=stripe.RequestsClient(timeout=timeout, session=proxied_session()),
         )
 
     def __repr__(self) -> str:

@@ -19,7 +19,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from webapp.clock import utcnow
-from webapp.errors import ConnectorError, WebhookPayloadInvalid, WebhookSignatureInvalid
+from webapp.errors import (
+    ConnectorError,
+    MiraklError,
+    StripeError,
+    WebhookPayloadInvalid,
+    WebhookSignatureInvalid,
+)
 from webapp.extensions import db
 from webapp.models import WebhookEvent, WebhookEventStatus
 from webapp.services.stripe_gateway import StripeGateway
@@ -78,17 +84,20 @@ def receive(endpoint: str, payload: bytes, signature: str | None, secret: str) -
     inbox = _store(endpoint, event, payload)
     if inbox is None:
         return WebhookAnswer(200, "Event already processed.")
+    inbox_id = inbox.id
     try:
         answer = _handler(event_type)(event)
     except ConnectorError as exc:
         db.session.rollback()
-        status = exc.http_status if exc.http_status and exc.http_status < 500 else 500
-        _mark(inbox.id, WebhookEventStatus.FAILED, exc.message)
+        # Only errors about the event itself answer 4xx; an API failure asks for redelivery.
+        is_about_event = not isinstance(exc, StripeError | MiraklError)
+        status = exc.http_status if is_about_event and exc.http_status else 500
+        _mark(inbox_id, WebhookEventStatus.FAILED, exc.message)
         return WebhookAnswer(status, exc.message)
     except Exception as exc:  # noqa: BLE001 - the request boundary: Stripe will redeliver
         db.session.rollback()
         log.exception("webhook %s (%s): handler failed", event_id, event_type)
-        _mark(inbox.id, WebhookEventStatus.FAILED, f"{type(exc).__name__}: {exc}")
+        _mark(inbox_id, WebhookEventStatus.FAILED, f"{type(exc).__name__}: {exc}")
         return WebhookAnswer(500, "Internal error; the event will be processed on redelivery.")
     inbox.status = WebhookEventStatus.IGNORED if answer.ignored else WebhookEventStatus.PROCESSED
     inbox.processed_at = utcnow()
@@ -118,7 +127,11 @@ def _queue_notifications(event_id: str) -> None:
 
 
 def _store(endpoint: str, event: dict[str, Any], payload: bytes) -> WebhookEvent | None:
-    """The inbox row to process, or None when this event was already handled."""
+    """The committed inbox row to process, or None when this event was already handled.
+
+    The row is committed before the handler runs, so a delivery whose handling fails is
+    still on record (status ``failed`` with the error) and is processed on redelivery.
+    """
     row = WebhookEvent(
         stripe_event_id=event["id"],
         type=event["type"],
@@ -126,23 +139,22 @@ def _store(endpoint: str, event: dict[str, Any], payload: bytes) -> WebhookEvent
         account=event.get("account") if isinstance(event.get("account"), str) else None,
         payload=payload.decode("utf-8", errors="replace"),
     )
+    db.session.add(row)
     try:
-        with db.session.begin_nested():
-            db.session.add(row)
+        db.session.commit()
         return row
     except IntegrityError:
-        existing = db.session.execute(
-            select(WebhookEvent).where(WebhookEvent.stripe_event_id == event["id"])
-        ).scalar_one()
-        if existing.status in (WebhookEventStatus.PROCESSED, WebhookEventStatus.IGNORED):
-            return None
-        return existing
+        db.session.rollback()
+    existing = db.session.execute(
+        select(WebhookEvent).where(WebhookEvent.stripe_event_id == event["id"])
+    ).scalar_one()
+    if existing.status in (WebhookEventStatus.PROCESSED, WebhookEventStatus.IGNORED):
+        return None
+    return existing
 
 
 def _mark(inbox_id: int, status: WebhookEventStatus, error: str) -> None:
     row = db.session.get(WebhookEvent, inbox_id)
-    if row is None:  # the insert itself was rolled back with the handler's work
-        return
     row.status = status.value
     row.error = truncate_reason(error)
     db.session.commit()

@@ -1,0 +1,219 @@
+"""Customer payments: charge and PaymentIntent facts, and the payment mapping webhooks.
+
+``charge.succeeded`` / ``charge.updated`` on the operator endpoint create or update the
+payment mapping of a charge (reference-connector.md §3.1): the Mirakl commercial order id is
+read from the charge's metadata, else from its PaymentIntent's. Mappings only move forward
+(``transitions.PAYMENT_TRANSITIONS``): a late ``charge.succeeded`` never undoes a capture.
+
+The pure functions on top read a charge or PaymentIntent (plain dicts from the gateway or a
+webhook) and say what state the payment is in; validation uses them before capturing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from webapp.errors import WebhookPayloadInvalid
+from webapp.extensions import db
+from webapp.models import PaymentMapping, PaymentMappingStatus
+from webapp.services import transitions
+from webapp.services.clients import get_stripe
+from webapp.services.webhooks import WebhookAnswer, event_object
+
+log = logging.getLogger(__name__)
+
+ACTOR = "webhook"
+NO_COMMERCIAL_ID = "Ignoring event with no Mirakl Commercial Order ID."
+MAPPING_CREATED = "Payment mapping created."
+MAPPING_UPDATED = "Payment mapping updated."
+UPDATE_TRIES = 3  # compare-and-set retries when two deliveries race on one mapping
+
+# What a payment can be, seen from Stripe (``payment_state``).
+CAPTURABLE = "capturable"  # authorised, waiting for capture
+CAPTURED = "captured"
+CANCELED = "canceled"  # authorisation released, or fully refunded before capture
+FAILED = "failed"
+NOT_READY = "not_ready"  # still processing or waiting for the customer
+
+M = PaymentMappingStatus
+INTENT_STATES = {
+    "requires_capture": CAPTURABLE,
+    "succeeded": CAPTURED,
+    "canceled": CANCELED,
+}
+
+
+# ---------------------------------------------------------------- pure rules
+
+
+def evaluate_charge_status(charge: Mapping[str, Any]) -> PaymentMappingStatus:
+    """The mapping status a charge implies (reference §3.1, plus released authorisations).
+
+    1. ``status`` failed → failed.
+    2. captured → captured.
+    3. refunded in full without capture (authorisation released) → canceled (ours: the
+       reference kept it ``to_capture`` and tried to capture it forever).
+    4. otherwise → to_capture.
+    """
+    if charge.get("status") == "failed":
+        return M.FAILED
+    if charge.get("captured"):
+        return M.CAPTURED
+    if charge.get("refunded"):
+        return M.CANCELED
+    return M.TO_CAPTURE
+
+
+def payment_state(
+    charge: Mapping[str, Any] | None, intent: Mapping[str, Any] | None
+) -> tuple[str, str]:
+    """``(state, Stripe status)`` of a payment from its charge and/or PaymentIntent.
+
+    1. the charge failed → failed.
+    2. a PaymentIntent decides: requires_capture → capturable, succeeded → captured,
+       canceled → canceled, anything else → not ready.
+    3. a charge alone: refunded → canceled, captured → captured, succeeded → capturable,
+       anything else (pending) → not ready.
+    """
+    if charge is not None and charge.get("status") == "failed":
+        return FAILED, "failed"
+    if intent is not None:
+        status = str(intent.get("status") or "unknown")
+        return INTENT_STATES.get(status, NOT_READY), status
+    assert charge is not None
+    status = str(charge.get("status") or "unknown")
+    if charge.get("refunded"):
+        return CANCELED, "refunded"
+    if charge.get("captured"):
+        return CAPTURED, status
+    return (CAPTURABLE if status == "succeeded" else NOT_READY), status
+
+
+def captured_amount_of(charge: Mapping[str, Any] | None, intent: Mapping[str, Any] | None) -> int:
+    """What Stripe actually captured on this payment (minor units)."""
+    if intent is not None and intent.get("amount_received") is not None:
+        return int(intent["amount_received"])
+    if charge is not None:
+        captured = charge.get("amount_captured")
+        return int(captured if captured is not None else charge.get("amount") or 0)
+    return 0
+
+
+def read_commercial_id(metadata: Any, key: str, where: str) -> str | None:
+    """The commercial order id in ``metadata[key]``; None when the key is absent.
+
+    Raises:
+        WebhookPayloadInvalid: the key is there but empty (HTTP 400, as the reference).
+    """
+    if not isinstance(metadata, Mapping) or key not in metadata:
+        return None
+    value = metadata[key]
+    if value is None or str(value).strip() == "":
+        raise WebhookPayloadInvalid(f"{key} is empty in {where}.", http_status=400)
+    return str(value).strip()
+
+
+# ---------------------------------------------------------------- webhook
+
+
+def find_commercial_order_id(charge: Mapping[str, Any], key: str) -> str | None:
+    """The charge's commercial order id, falling back to its PaymentIntent's metadata.
+
+    The PaymentIntent is used as expanded in the event, or retrieved when it is an id.
+    """
+    found = read_commercial_id(charge.get("metadata"), key, "Charge metadata")
+    if found is not None:
+        return found
+    intent = charge.get("payment_intent")
+    if isinstance(intent, str) and intent:
+        intent = get_stripe().retrieve_payment_intent(intent)
+    if isinstance(intent, Mapping):
+        return read_commercial_id(intent.get("metadata"), key, "PaymentIntent")
+    return None
+
+
+def handle_charge_event(event: dict[str, Any]) -> WebhookAnswer:
+    """``charge.succeeded`` / ``charge.updated``: create or update the charge's payment mapping."""
+    charge = event_object(event)
+    charge_id = charge.get("id")
+    if not isinstance(charge_id, str) or not charge_id:
+        raise WebhookPayloadInvalid("Invalid payload.", http_status=400)
+    key = current_app.config["PAYMENT_METADATA_COMMERCIAL_ORDER_ID"]
+    commercial_id = find_commercial_order_id(charge, key)
+    if commercial_id is None:
+        return WebhookAnswer(200, NO_COMMERCIAL_ID, ignored=True)
+    status = evaluate_charge_status(charge)
+    if _create_mapping(charge, commercial_id, status):
+        log.info("payment %s (order %s): mapping created, %s", charge_id, commercial_id, status)
+        return WebhookAnswer(200, MAPPING_CREATED)
+    _update_mapping(charge, commercial_id, status)
+    return WebhookAnswer(200, MAPPING_UPDATED)
+
+
+def find_mapping(charge_id: str) -> PaymentMapping | None:
+    """The payment mapping of a charge id, if any."""
+    return db.session.execute(
+        select(PaymentMapping).where(PaymentMapping.stripe_charge_id == charge_id)
+    ).scalar_one_or_none()
+
+
+def _create_mapping(charge: Mapping[str, Any], commercial_id: str, status: M) -> bool:
+    """Insert the mapping; False when the charge already has one (maybe a racing delivery)."""
+    if find_mapping(charge["id"]) is not None:
+        return False
+    amount = charge.get("amount")
+    row = PaymentMapping(
+        stripe_charge_id=charge["id"],
+        mirakl_commercial_order_id=commercial_id,
+        stripe_amount=int(amount) if isinstance(amount, int) else None,
+        currency=str(charge.get("currency") or "").lower() or None,
+    )
+    try:
+        with db.session.begin_nested():
+            transitions.create(row, status, _status_reason(charge, status), actor=ACTOR)
+    except IntegrityError:
+        return False
+    return True
+
+
+def _update_mapping(charge: Mapping[str, Any], commercial_id: str, status: M) -> None:
+    """Move the mapping forward (never back) and fix its commercial id while uncaptured."""
+    charge_id = charge["id"]
+    for _ in range(UPDATE_TRIES):
+        row = find_mapping(charge_id)
+        if row is None:  # pragma: no cover - the racing insert was rolled back
+            return
+        fields: dict[str, Any] = {}
+        if row.mirakl_commercial_order_id != commercial_id:
+            if row.status == M.TO_CAPTURE.value:
+                fields["mirakl_commercial_order_id"] = commercial_id
+            else:
+                log.warning(
+                    "payment %s: keeps order %s, ignoring order %s sent after it was %s",
+                    charge_id,
+                    row.mirakl_commercial_order_id,
+                    commercial_id,
+                    row.status,
+                )
+        to = status if transitions.can_transition(row, status) else M(row.status)
+        if to.value == row.status and not fields:
+            return
+        reason = _status_reason(charge, to) if to.value != row.status else transitions.KEEP
+        if transitions.transition(row, to, reason, actor=ACTOR, **fields):
+            log.info("payment %s (order %s): mapping updated, %s", charge_id, commercial_id, to)
+            return
+
+
+def _status_reason(charge: Mapping[str, Any], status: M) -> str | None:
+    if status == M.FAILED:
+        detail = charge.get("failure_message") or charge.get("failure_code")
+        return f"Payment {charge['id']} failed" + (f": {detail}" if detail else "")
+    if status == M.CANCELED:
+        return f"Payment {charge['id']} has been canceled"
+    return None
