@@ -18,5 +18,9 @@ test: lint
 test-sqlite:
 	TEST_DB=sqlite $(PYTHON) -m pytest -q
 
+# Web + workers + scheduler against the sandboxes with demo data (needs Redis; Ctrl-C stops).
+# Installs the project first when its packages (sandbox included) are missing.
 demo:
-	$(PYTHON) -m sandbox.demo
+	@$(PYTHON) -c "import flask_admin, localstripe, rq_scheduler, webapp" 2>/dev/null \
+		|| $(PYTHON) -m pip install -q -e ".[test]"
+	$(PYTHON) -m sandbox.demo $(DEMO_ARGS)

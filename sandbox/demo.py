@@ -67,6 +67,7 @@ SIMULATOR_PERIOD = 2.0  # seconds between two steps of the simulators
 PROGRESS_PERIOD = 30.0  # seconds between two progress lines in the foreground
 CHECK_TIMEOUT = 180.0  # seconds --check waits for the expected state
 KINDS = ("transfers", "refunds", "payouts")
+DEMO_FILES = frozenset({"connector.db", "connector.db-wal", "connector.db-shm", "logs"})
 
 
 class DemoError(RuntimeError):
@@ -269,8 +270,17 @@ def prepare_redis(redis_url: str, *, is_default: bool) -> None:
 
 
 def prepare_instance(folder: Path) -> tuple[Path, Path]:
-    """Start from an empty instance folder; return (database path, logs folder)."""
+    """Start from an empty instance folder; return (database path, logs folder).
+
+    Only a folder holding nothing but what a demo writes is emptied, never anything else.
+    """
     if folder.exists():
+        foreign = sorted(p.name for p in folder.iterdir() if p.name not in DEMO_FILES)
+        if foreign:
+            raise DemoError(
+                f"{folder} holds files the demo did not write ({', '.join(foreign[:3])}); "
+                "give an empty or new folder with --instance-dir"
+            )
         shutil.rmtree(folder)
     logs = folder / "logs"
     logs.mkdir(parents=True)
@@ -358,26 +368,25 @@ def send_charge_events(web_url: str, charges: Sequence[dict[str, Any]]) -> list[
 
 @dataclass
 class SellerSimulator:
-    """Sellers finish Stripe onboarding once their account exists (all but
-    :data:`demo_data.NEVER_ONBOARDED`); the bank returns the first payout of the shops in
-    :data:`demo_data.BANK_REJECTS_FIRST_PAYOUT`."""
+    """Once a seller's account exists it gets its starting balance and the seller finishes
+    Stripe onboarding (all but :data:`demo_data.NEVER_ONBOARDED`); the bank returns the first
+    payout of the shops in :data:`demo_data.BANK_REJECTS_FIRST_PAYOUT`."""
 
     stripe: StripeControl
     say: Callable[[str], None]
-    onboarded: set[int] = field(default_factory=set)
+    seen: set[int] = field(default_factory=set)
     rejected: set[int] = field(default_factory=set)
 
     def step(self) -> None:
         for account in self.stripe.objects("accounts"):
             shop_id = _shop_id(account)
-            if shop_id is None or shop_id in self.onboarded:
+            if shop_id is None or shop_id in self.seen:
                 continue
-            if shop_id in demo_data.NEVER_ONBOARDED:
-                continue
-            self.stripe.complete_onboarding(account["id"])
+            self.seen.add(shop_id)
             self._credit(account["id"], demo_data.STARTING_BALANCES.get(shop_id, 0))
-            self.onboarded.add(shop_id)
-            self.say(f"seller of shop {shop_id} finished Stripe onboarding ({account['id']})")
+            if shop_id not in demo_data.NEVER_ONBOARDED:
+                self.stripe.complete_onboarding(account["id"])
+                self.say(f"seller of shop {shop_id} finished Stripe onboarding ({account['id']})")
         for payout in self.stripe.objects("payouts"):
             shop_id = _shop_id(payout)
             if shop_id not in demo_data.BANK_REJECTS_FIRST_PAYOUT or shop_id in self.rejected:
@@ -659,7 +668,10 @@ class Demo:
         return next((child for child in self.children if not child.is_running()), None)
 
     def tear_down(self) -> None:
-        self.say("stopping web, workers, scheduler and sandboxes")
+        for signum in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not orphan any
+            signal.signal(signum, signal.SIG_IGN)
+        if self.children:
+            self.say("stopping web, workers, scheduler and sandboxes")
         stop_children(self.children)
         if self.sink is not None:
             self.sink.stop()
@@ -698,7 +710,8 @@ def run_foreground(demo: Demo, simulator: SellerSimulator, deadline: float | Non
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m sandbox.demo", description=__doc__.split("\n")[0]
+        prog="python -m sandbox.demo",
+        description="Run the connector (web, workers, scheduler) on the sandboxes, with demo data.",
     )
     parser.add_argument("--port", type=int, default=0, help="web app port (default: a free one)")
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL, help="flushed at start")
@@ -722,7 +735,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo; return the exit status."""
     args = parse_args(argv)
     demo = Demo(args)
-    signal.signal(signal.SIGTERM, _interrupt)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupt)
     started = time.monotonic()
     try:
         try:

@@ -23,8 +23,7 @@ DEMO-2002-A            2                service order with refund 6001: refund +
 invoices 1, 2          1, 2             invoice transfers and a payout; the bank rejects the
                                         first payout of shop 2 (``payout.failed``)
 invoice 3              3                payout larger than the balance: PAYOUT_FAILED
-invoice 4              4                shop never finishes onboarding: payout ON_HOLD,
-                                        its subscription transfer has no funds (FAILED)
+invoice 4              4                shop never finishes onboarding: payout ON_HOLD
 =====================  ===============  ===================================================
 """
 
@@ -52,8 +51,8 @@ from sandbox.mirakl.demo import (
 METADATA_KEY = "mirakl_commercial_order_id"  # PAYMENT_METADATA_COMMERCIAL_ORDER_ID default
 NEVER_ONBOARDED = frozenset({4})  # shops whose seller never finishes Stripe onboarding
 BANK_REJECTS_FIRST_PAYOUT = frozenset({2})  # shops whose first payout the bank returns
-#: what each seller already has in its Stripe balance when it finishes onboarding (EUR cents)
-STARTING_BALANCES = {1: 300_00, 2: 300_00, 3: 100_00}
+#: what each seller already has in its Stripe balance once its account exists (EUR cents)
+STARTING_BALANCES = {1: 300_00, 2: 300_00, 3: 100_00, 4: 100_00}
 PLATFORM_BALANCES = {"eur": 100_000_00, "usd": 10_000_00}  # minor units
 
 

@@ -416,3 +416,15 @@ def test_lists_never_count_the_whole_table(operator, split_app):
     assert views and all(v.simple_list_pager for v in views)
     assert all(v.column_default_sort == ("id", True) for v in views)
     assert console.PAGE_SIZE == 50
+
+
+def test_rq_dashboard_is_mounted_behind_the_login(client, operator, split_app):
+    anonymous = client.get("/console/rq/")
+    assert anonymous.status_code == 302
+    assert "/console/login" in anonymous.headers["Location"]
+    page = operator.get("/console/rq/")
+    assert page.status_code == 200
+    assert "RQ" in page.get_data(as_text=True)
+    queues = operator.get("/console/rq/0/data/queues.json")
+    assert queues.status_code == 200
+    assert isinstance(queues.json["queues"], list)

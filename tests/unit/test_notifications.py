@@ -198,7 +198,7 @@ def _payout(**fields):
             "1234-A (shop 2001)",
             "TRANSFER_PRODUCT_ORDER",
             "12.34 EUR",
-            f"{BASE}/admin/transfers/details/?id=12",
+            f"{BASE}/console/transfers/details/?id=12",
         ),
         (
             transfer_digest_row,
@@ -206,7 +206,7 @@ def _payout(**fields):
             "1234-A",
             "TRANSFER_PRODUCT_ORDER",
             "—",
-            f"{BASE}/admin/transfers/details/?id=12",
+            f"{BASE}/console/transfers/details/?id=12",
         ),
         (
             refund_digest_row,
@@ -214,7 +214,7 @@ def _payout(**fields):
             "refund 1105 (order 1234-A)",
             "REFUND_PRODUCT_ORDER",
             "500 JPY",  # zero-decimal currency: minor units are major units
-            f"{BASE}/admin/refunds/details/?id=5",
+            f"{BASE}/console/refunds/details/?id=5",
         ),
         (
             payout_digest_row,
@@ -222,7 +222,7 @@ def _payout(**fields):
             "invoice 77 (shop 2002)",
             "PAYOUT",
             "999.99 USD",
-            f"{BASE}/admin/payouts/details/?id=3",
+            f"{BASE}/console/payouts/details/?id=3",
         ),
     ],
 )
@@ -242,7 +242,7 @@ def test_digest_rows(build, row, mirakl, type_, amount, url):
 def _section(title, rows, total=None):
     view = title.lower()
     return DigestSection(
-        title, tuple(rows), len(rows) if total is None else total, f"{BASE}/admin/{view}/"
+        title, tuple(rows), len(rows) if total is None else total, f"{BASE}/console/{view}/"
     )
 
 
@@ -277,12 +277,12 @@ def test_digest_lists_every_failed_operation():
             "Stripe refused: insufficient funds",
             "account_closed: The bank account has been closed",
             "and 129 more",
-            f"{BASE}/admin/payouts/",
+            f"{BASE}/console/payouts/",
         ):
             assert expected in part, expected
-    assert f'<a href="{BASE}/admin/transfers/details/?id=12">12</a>' in mail.html
-    assert f"{BASE}/admin/refunds/details/?id=5" in mail.text
-    assert f"{BASE}/admin/payouts/details/?id=3" in mail.text
+    assert f'<a href="{BASE}/console/transfers/details/?id=12">12</a>' in mail.html
+    assert f"{BASE}/console/refunds/details/?id=5" in mail.text
+    assert f"{BASE}/console/payouts/details/?id=3" in mail.text
 
 
 def test_digest_skips_empty_sections():

@@ -14,7 +14,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from flask import current_app
-from rq.exceptions import DuplicateJobError
+from rq import Queue
+from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.job import Job, JobStatus
 
 from webapp.jobs.context import with_app_context
 from webapp.jobs.queues import MONEY_QUEUE, get_queue
@@ -24,11 +26,12 @@ log = logging.getLogger(__name__)
 # Resolved lazily, so a workflow that does not exist yet breaks nothing until it is used.
 EXECUTORS: dict[str, str] = {
     "transfer": "webapp.services.transfer_execution.execute_transfer",
-    "refund": "webapp.services.refunds.execute_refund",
+    "refund": "webapp.services.refund_execution.execute_refund",
     "payout": "webapp.services.payouts.execute_payout",
     "capture": "webapp.services.validation.execute_capture",
 }
-FAILED_JOB_TTL = 300  # seconds an RQ failure record blocks re-queueing the same row
+FAILED_JOB_TTL = 300  # seconds an RQ failure record is kept
+WAITING = {JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED}  # truly still to run
 
 
 def get_executor(operation: str) -> Callable[[int], None]:
@@ -56,6 +59,22 @@ def dispatch(operation: str, ids: Sequence[int], *, inline: bool) -> int:
     queue = get_queue(MONEY_QUEUE)
     queued = 0
     for row_id in ids:
+        if _enqueue(queue, operation, row_id):
+            queued += 1
+        else:
+            log.info("%s %s: already queued", operation, row_id)
+    return queued
+
+
+def _enqueue(queue: Queue, operation: str, row_id: int) -> bool:
+    """Enqueue the row's money job; False when it is already waiting in the queue.
+
+    The ids given have no live claim (new, retried, or found lost by the sweep), so a job
+    of the same id that is not waiting is a leftover: a worker killed mid-job leaves it
+    STARTED (RQ notices only after minutes), a failed one blocks for ``FAILED_JOB_TTL``.
+    It is replaced; a duplicate run is harmless, the row's claim decides who acts.
+    """
+    for _ in range(2):
         try:
             queue.enqueue_call(
                 run_money_job,
@@ -65,10 +84,19 @@ def dispatch(operation: str, ids: Sequence[int], *, inline: bool) -> int:
                 result_ttl=0,
                 failure_ttl=FAILED_JOB_TTL,
             )
-            queued += 1
+            return True
         except DuplicateJobError:
-            log.info("%s %s: already queued", operation, row_id)
-    return queued
+            pass
+        try:
+            leftover = Job.fetch(job_id(operation, row_id), connection=queue.connection)
+        except NoSuchJobError:
+            continue  # it went away between the two calls: enqueue again
+        status = leftover.get_status(refresh=False)
+        if status in WAITING:
+            return False
+        log.info("%s %s: replacing a leftover job (%s)", operation, row_id, status)
+        leftover.delete()
+    return False
 
 
 def _run_inline(operation: str, ids: Sequence[int]) -> int:

@@ -11,7 +11,7 @@ from flask import current_app
 
 from webapp.jobs.runner import JobContext
 from webapp.models import RefundStatus, StripeRefund, StripeTransfer
-from webapp.services import attempts, refunds
+from webapp.services import attempts, refund_sync, reversal_sync
 
 NAME = "process-refund"
 SCHEDULE = "*/5 * * * *"
@@ -24,13 +24,13 @@ def run(ctx: JobContext) -> None:
         ctx.report("refunds", note="disabled (ENABLE_*_PAYMENT_REFUND are false)")
         return
     if product:
-        ctx.report("product refunds", refunds.sync_product_refunds())
+        ctx.report("product refunds", refund_sync.sync_product_refunds())
     if service:
-        ctx.report("service refunds", refunds.sync_service_refunds())
+        ctx.report("service refunds", refund_sync.sync_service_refunds())
     ids = attempts.find_dispatchable(StripeRefund, RefundStatus.PENDING.value)
     attempts.mark_queued(StripeRefund, ids)
     ctx.report("refund jobs", {"dispatched": ctx.dispatch("refund", ids)})
-    ctx.report("reversals", refunds.sync_reversal_backlog())
-    ids = refunds.find_dispatchable_reversals()
+    ctx.report("reversals", reversal_sync.sync_reversal_backlog())
+    ids = reversal_sync.find_dispatchable_reversals()
     attempts.mark_queued(StripeTransfer, ids)
     ctx.report("reversal jobs", {"dispatched": ctx.dispatch("transfer", ids)})

@@ -11,7 +11,8 @@ from flask import current_app
 
 from webapp.jobs.runner import JobContext
 from webapp.models import StripeTransfer, TransferStatus, TransferType
-from webapp.services import attempts, transfers
+from webapp.services import attempts
+from webapp.services import transfer_sync as transfers
 
 NAME = "process-transfer"
 SCHEDULE = "*/5 * * * *"

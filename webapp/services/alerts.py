@@ -165,7 +165,7 @@ class DigestSection:
 
 
 def _console_url(base_url: str, view: str, row_id: int) -> str:
-    return f"{base_url}/admin/{view}/details/?id={row_id}"
+    return f"{base_url}/console/{view}/details/?id={row_id}"
 
 
 def transfer_digest_row(row: Any, base_url: str) -> DigestRow:
@@ -243,7 +243,7 @@ def list_failed_operations(limit: int = DIGEST_LIMIT) -> list[DigestSection]:
                 title=title,
                 rows=tuple(to_row(row, base_url) for row in rows.scalars()),
                 total=total or 0,
-                list_url=f"{base_url}/admin/{view}/",
+                list_url=f"{base_url}/console/{view}/",
             )
         )
     return sections

@@ -50,10 +50,10 @@ KINDS: dict[str, Kind] = {
     "payout": Kind(StripePayout, PayoutStatus, "payout"),
 }
 # Workflow retry functions, ``(ids, *, actor) -> ids now PENDING``, resolved lazily.
-ORDER_TRANSFERS = "webapp.services.transfers.retry_transfers"
-REFUND_REVERSALS = "webapp.services.refunds.retry_reversals"
+ORDER_TRANSFERS = "webapp.services.transfer_sync.retry_transfers"
+REFUND_REVERSALS = "webapp.services.reversal_sync.retry_reversals"
 INVOICE_TRANSFERS = "webapp.services.payouts.retry_invoice_transfers"
-REFUNDS = "webapp.services.refunds.retry_refunds"
+REFUNDS = "webapp.services.refund_sync.retry_refunds"
 PAYOUTS = "webapp.services.payouts.retry_payouts"
 
 

@@ -7,10 +7,11 @@ from flask import Flask
 
 def register_views(app: Flask) -> None:
     """Register every blueprint of the app."""
-    from webapp.views import api, auth, console, health, public
+    from webapp.views import api, auth, console, health, public, rq_monitor
 
     app.register_blueprint(health.bp)
     app.register_blueprint(public.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(auth.bp)
     console.init_app(app)
+    rq_monitor.init_app(app)

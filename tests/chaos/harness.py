@@ -1,0 +1,148 @@
+"""Crash-test machinery: real worker processes killed with SIGKILL, recovery runs, counts.
+
+A trial runs a job in queued mode (money operations go to the RQ money queue, as under
+the scheduler), drains the queue with ``flask connector worker money --burst`` subprocesses
+killed at a seeded point (after the N-th Stripe POST the sandbox received, plus a small
+seeded delay), then runs the job again with ``PENDING_RECHECK_AFTER=0`` and a worker that
+is not killed until nothing is PENDING. The sandboxes then say what really happened.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from sandbox.stripe.control import StripeControl
+from webapp.extensions import db
+from webapp.jobs import get_job
+from webapp.jobs.queues import MONEY_QUEUE
+from webapp.jobs.runner import run_job
+from webapp.jobs.worker import make_worker
+
+ROOT = Path(__file__).resolve().parents[2]
+TRIALS = int(os.environ.get("CHAOS_TRIALS", "10"))
+FIRST_SEED = int(os.environ.get("CHAOS_SEED", "0"))
+RECOVERY_RUNS = 6  # bound on recovery runs before a PENDING row counts as lost
+POLL = 0.005  # seconds between looks at the Stripe request journal
+WORKER_TIMEOUT = 60  # seconds a burst worker may take before the trial fails
+PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV", "TMPDIR")
+
+
+def seeds() -> list[int]:
+    """The trial seeds: ``CHAOS_TRIALS`` of them from ``CHAOS_SEED`` (defaults 10 and 0)."""
+    return list(range(FIRST_SEED, FIRST_SEED + TRIALS))
+
+
+def process_env(settings: dict[str, str]) -> dict[str, str]:
+    """The environment of a connector subprocess: the test's settings and nothing else of ours."""
+    env = {name: os.environ[name] for name in PASSED_ENV if name in os.environ}
+    return {**env, **settings, "PYTHONUNBUFFERED": "1"}
+
+
+def start_connector(env: dict[str, str], *args: str) -> subprocess.Popen:
+    """``python -m flask --app wsgi connector ARGS`` in the repository, output discarded."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "connector", *args],
+        cwd=ROOT,
+        env=process_env(env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def stripe_posts(stripe: StripeControl) -> int:
+    """How many Stripe API POSTs the sandbox has received (money operations and look-ups)."""
+    return len(stripe.requests(method="POST"))
+
+
+@dataclass
+class Kill:
+    """Where a trial kills a worker: after ``posts`` more Stripe POSTs, then ``delay`` s."""
+
+    posts: int
+    delay: float
+
+    @classmethod
+    def draw(cls, rng: random.Random, most: int) -> Kill:
+        return cls(posts=rng.randint(1, max(1, most)), delay=rng.choice([0, 0, 0.005, 0.02]))
+
+
+def run_killed(
+    stripe: StripeControl, env: dict[str, str], kill: Kill, args: Iterable[str]
+) -> bool:
+    """Start ``connector ARGS``; SIGKILL it at ``kill``. Return whether it was killed
+    (False when it finished before the kill point)."""
+    start = stripe_posts(stripe)
+    proc = start_connector(env, *args)
+    deadline = time.monotonic() + WORKER_TIMEOUT
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            if stripe_posts(stripe) - start >= kill.posts:
+                time.sleep(kill.delay)
+                if proc.poll() is not None:
+                    return False
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+                return True
+            time.sleep(POLL)
+        assert proc.poll() is not None, f"connector {' '.join(args)} did not finish in time"
+        return False
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+def run_queued(name: str) -> Any:
+    """One run of job ``name`` as the scheduler runs it: money operations are enqueued."""
+    run, _ = run_job(name, get_job(name).run, trigger="scheduler", inline=False)
+    db.session.expire_all()
+    return run
+
+
+def drain_money_queue() -> None:
+    """Drain the money queue with a worker that is not killed (in this process)."""
+    make_worker((MONEY_QUEUE,)).work(burst=True, with_scheduler=False)
+    db.session.expire_all()
+
+
+@dataclass
+class Recovery:
+    """What the recovery runs did: how many runs, and their outcomes."""
+
+    runs: int = 0
+    outcomes: list[str] = field(default_factory=list)
+
+
+def recover(app: Flask, name: str, is_settled: Callable[[], bool]) -> Recovery:
+    """Run ``name`` queued and drain the money queue until ``is_settled()`` or the bound."""
+    recovery = Recovery()
+    with app.app_context():
+        while recovery.runs < RECOVERY_RUNS:
+            recovery.runs += 1
+            recovery.outcomes.append(run_queued(name).outcome)
+            drain_money_queue()
+            if is_settled():
+                break
+    return recovery
+
+
+def count_by(objects: Iterable[dict[str, Any]], metadata_key: str) -> Counter[str]:
+    """How many live Stripe objects carry each value of ``metadata[metadata_key]``."""
+    return Counter(
+        str((obj.get("metadata") or {}).get(metadata_key))
+        for obj in objects
+        if obj.get("status") not in ("failed", "canceled")
+    )

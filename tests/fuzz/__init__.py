@@ -1,0 +1,78 @@
+"""Fuzzing of what comes from outside (Mirakl payloads, webhooks, API bodies, forms), with
+Hypothesis strategies shared by the fuzz suites: JSON-like values, nasty scalars, and
+mutations of valid Mirakl items (a field deleted, replaced by garbage, wrapped in a list).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+from hypothesis import strategies as st
+
+# Scalars that broke or could break parsers: non-finite numbers, numbers as odd strings,
+# unicode digits, ids too long for a column, letters that change length when lowercased.
+NASTY_SCALARS: list[Any] = [
+    None, True, False, 0, -1, 2**31, -(2**31) - 1, 2**63, 10**20, -(10**20),
+    0.1, -12.34, 1e12, 1e13, -1e300, float("nan"), float("inf"), float("-inf"),
+    "", " ", "0", "-0", "12,34", "12.34", "-12.34", "1e12", "1e13", "1e-999999999",
+    "NaN", "Infinity", "-Infinity", "sNaN", "--5", "²", "١٢", "1_000", "0x10",
+    "x" * 300, "İAB", "ÉUR", "EU", "XYZ", "eur", "\x00", "\ud7ff", "2024-13-45T99:99:99Z",
+    "2024-01-02T10:00:00+9999", [], {}, [None], [{}], {"amount": "nan"},
+]  # fmt: skip
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.sampled_from(NASTY_SCALARS),
+)
+
+json_values = st.recursive(
+    scalars,
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12,
+)
+
+
+def paths(value: Any, prefix: tuple = ()) -> Iterator[tuple]:
+    """Every path (tuple of keys and indexes) into a JSON-like value, the root first."""
+    yield prefix
+    if isinstance(value, dict):
+        for key, child in value.items():
+            yield from paths(child, (*prefix, key))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            yield from paths(child, (*prefix, index))
+
+
+def _apply(doc: Any, path: tuple, op: str, new: Any) -> Any:
+    if not path:
+        return new if op != "delete" else {}
+    parent = doc
+    for key in path[:-1]:
+        parent = parent[key]
+    last = path[-1]
+    if op == "delete":
+        del parent[last]
+    elif op == "wrap":
+        parent[last] = [parent[last]]
+    else:
+        parent[last] = new
+    return doc
+
+
+@st.composite
+def mutated(draw: st.DrawFn, base: Any, max_mutations: int = 3) -> Any:
+    """``base`` with 1..``max_mutations`` fields deleted, replaced by garbage or wrapped."""
+    doc = copy.deepcopy(base)
+    for _ in range(draw(st.integers(1, max_mutations))):
+        path = draw(st.sampled_from(list(paths(doc))))
+        op = draw(st.sampled_from(["delete", "replace", "replace", "wrap"]))
+        new = draw(json_values) if op == "replace" else None
+        doc = _apply(doc, path, op, new)
+    return doc

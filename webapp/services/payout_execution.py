@@ -1,0 +1,201 @@
+"""Payout money jobs: dispatch order, the payout job and its webhook (reference §6).
+
+``find_dispatchable_transfers`` / ``find_dispatchable_payouts`` say which PENDING rows may be
+sent, in which order (credits, then fees, then the payouts whose invoice has no transfer left
+to send); ``execute_payout`` claims a PENDING payout row and sends the payout from the seller's
+Stripe balance exactly once (looking up an earlier attempt's payout with
+``find_existing_payout``); ``handle_payout_failed`` records a ``payout.failed`` event (webhook
+handler). Pure rules live in ``payouts``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import select
+
+from webapp.errors import StripeOutcomeUnknown, StripeRefused
+from webapp.extensions import db
+from webapp.models import (
+    INVOICE_TRANSFER_TYPES,
+    PayoutStatus,
+    StripePayout,
+    StripeTransfer,
+    TransferStatus,
+)
+from webapp.services import attempts, transitions
+from webapp.services.clients import get_stripe
+from webapp.services.payouts import (
+    CREDIT_TYPES,
+    DEAD_PAYOUT_STATES,
+    FEE_TYPES,
+    MONEY_ACTOR,
+    REASON_AMOUNT,
+    REASON_NO_ACCOUNT,
+    REASON_PAYOUTS_DISABLED,
+    WEBHOOK_ACTOR,
+    payout_failure_reason,
+)
+from webapp.services.webhooks import WebhookAnswer, event_object
+
+log = logging.getLogger(__name__)
+
+
+def find_dispatchable_transfers(shop_id: int | None = None) -> list[list[int]]:
+    """PENDING invoice transfers to send (of one shop when given), in two waves: credits
+    (platform → seller) first, then fees (seller → platform), so that a credit can fund the
+    fees of the same invoice."""
+    ids = attempts.find_dispatchable(StripeTransfer, TransferStatus.PENDING.value)
+    waves: list[list[int]] = []
+    for types in (CREDIT_TYPES, FEE_TYPES):
+        query = select(StripeTransfer.id).where(
+            StripeTransfer.id.in_(ids), StripeTransfer.type.in_(types)
+        )
+        if shop_id is not None:
+            query = query.where(StripeTransfer.mirakl_shop_id == shop_id)
+        waves.append(list(db.session.execute(query.order_by(StripeTransfer.id)).scalars()))
+    return waves
+
+
+def _invoices_with_pending_transfers(invoice_ids: Iterable[int]) -> set[int]:
+    keys = [str(i) for i in invoice_ids]
+    if not keys:
+        return set()
+    rows = db.session.execute(
+        select(StripeTransfer.mirakl_id).where(
+            StripeTransfer.type.in_([t.value for t in INVOICE_TRANSFER_TYPES]),
+            StripeTransfer.status == TransferStatus.PENDING.value,
+            StripeTransfer.mirakl_id.in_(keys),
+        )
+    ).scalars()
+    return {int(k) for k in rows}
+
+
+def find_dispatchable_payouts(shop_id: int | None = None) -> tuple[list[int], int]:
+    """PENDING payouts to send, and how many wait for their invoice's transfers first.
+
+    A payout goes only once its invoice's fee and credit transfers are no longer PENDING:
+    fees are collected and credits paid before the seller's balance is paid out.
+    """
+    ids = attempts.find_dispatchable(StripePayout, PayoutStatus.PENDING.value)
+    if not ids:
+        return [], 0
+    query = select(StripePayout.id, StripePayout.mirakl_invoice_id).where(StripePayout.id.in_(ids))
+    if shop_id is not None:
+        query = query.where(StripePayout.mirakl_shop_id == shop_id)
+    rows = list(db.session.execute(query.order_by(StripePayout.id)))
+    blocked = _invoices_with_pending_transfers(invoice for _, invoice in rows)
+    ready = [row_id for row_id, invoice in rows if invoice not in blocked]
+    return ready, len(rows) - len(ready)
+
+
+def find_existing_payout(gateway: Any, account: str, invoice_id: int) -> dict[str, Any] | None:
+    """A live payout an earlier attempt may have created for this invoice (by metadata)."""
+    for payout in gateway.list_payouts(account):
+        metadata = payout.get("metadata") or {}
+        if (
+            metadata.get("invoiceId") == str(invoice_id)
+            and payout.get("status") not in DEAD_PAYOUT_STATES
+        ):
+            return payout
+    return None
+
+
+def _payout_problem(row: StripePayout) -> tuple[PayoutStatus, str] | None:
+    """Why the claimed row cannot be paid out as it is now (None when it can)."""
+    if row.amount is None or row.amount <= 0:
+        return PayoutStatus.ABORTED, REASON_AMOUNT % (row.amount or 0)
+    mapping = row.account_mapping
+    if mapping is None:
+        return PayoutStatus.ON_HOLD, REASON_NO_ACCOUNT % row.mirakl_shop_id
+    if not mapping.payout_enabled:
+        return PayoutStatus.ON_HOLD, REASON_PAYOUTS_DISABLED % mapping.mirakl_shop_id
+    return None
+
+
+def execute_payout(payout_id: int) -> None:
+    """Create the Stripe payout of one PENDING row, exactly once; record the outcome.
+
+    Does nothing while the invoice's transfers are still PENDING (the next run sends it).
+    """
+    row = db.session.get(StripePayout, payout_id)
+    if row is None or _invoices_with_pending_transfers([row.mirakl_invoice_id]):
+        db.session.rollback()
+        return
+    claim = attempts.claim(
+        StripePayout,
+        payout_id,
+        pending=PayoutStatus.PENDING.value,
+        operation="payout",
+        mirakl_id=str(row.mirakl_invoice_id),
+    )
+    if claim is None:
+        return
+    row = claim.row
+    problem = _payout_problem(row)
+    if problem:
+        transitions.transition(row, problem[0], problem[1], actor=MONEY_ACTOR, attempted_at=None)
+        db.session.commit()
+        return
+    account = row.account_mapping.stripe_account_id
+    gateway = get_stripe()
+    try:
+        found = (
+            find_existing_payout(gateway, account, row.mirakl_invoice_id)
+            if claim.is_recheck
+            else None
+        )
+        created = found or gateway.create_payout(
+            account,
+            amount=row.amount,
+            currency=row.currency,
+            metadata={"miraklShopId": row.mirakl_shop_id, "invoiceId": row.mirakl_invoice_id},
+            idempotency_key=claim.key,
+        )
+    except StripeRefused as exc:
+        attempts.record_refusal(row, PayoutStatus.FAILED, exc.message, actor=MONEY_ACTOR)
+        log.warning(
+            "payout %s (invoice %s, attempt %s): refused: %s (request %s)",
+            row.id,
+            row.mirakl_invoice_id,
+            row.attempt,
+            exc.message,
+            exc.request_id,
+        )
+        return
+    except StripeOutcomeUnknown as exc:
+        attempts.record_unknown(row, exc.message, actor=MONEY_ACTOR)
+        return
+    attempts.record_success(row, PayoutStatus.CREATED, actor=MONEY_ACTOR, payout_id=created["id"])
+    log.info(
+        "payout %s (invoice %s, attempt %s): created %s",
+        row.id,
+        row.mirakl_invoice_id,
+        row.attempt,
+        created["id"],
+    )
+
+
+def handle_payout_failed(event: dict[str, Any]) -> WebhookAnswer:
+    """``payout.failed`` (sellers endpoint): the payout is FAILED with Stripe's reason and its
+    attempt grows, so the next run pays the invoice again with a new idempotency key."""
+    payout = event_object(event)
+    row = db.session.execute(
+        select(StripePayout).where(StripePayout.payout_id == payout.get("id"))
+    ).scalar_one_or_none()
+    if row is None:
+        return WebhookAnswer(200, "Ignoring payout.failed event for unknown payout.", ignored=True)
+    if row.status != PayoutStatus.CREATED.value:
+        return WebhookAnswer(
+            200, f"Ignoring payout.failed event: payout is {row.status}.", ignored=True
+        )
+    reason = payout_failure_reason(payout)
+    transitions.transition(
+        row, PayoutStatus.FAILED, reason, actor=WEBHOOK_ACTOR, attempt=row.attempt + 1
+    )
+    log.warning(
+        "payout %s (invoice %s): failed at the bank: %s", row.id, row.mirakl_invoice_id, reason
+    )
+    return WebhookAnswer(200, "Payout status updated to failed.")
