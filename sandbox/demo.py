@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import redis
@@ -100,17 +100,16 @@ def free_port() -> int:
 def start_child(name: str, command: Sequence[str], env: Mapping[str, str], logs: Path) -> Child:
     """Start ``command`` in its own session (Ctrl-C reaches only us), output to a log file."""
     log_path = logs / f"{name}.log"
-    log_file: IO[bytes] = open(log_path, "ab")  # noqa: SIM115 - closed when the child stops
-    process = subprocess.Popen(
-        list(command),
-        cwd=ROOT,
-        env=dict(env),
-        stdin=subprocess.DEVNULL,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    log_file.close()  # the child holds its own descriptor
+    with open(log_path, "ab") as log_file:  # the child keeps its own descriptor
+        process = subprocess.Popen(
+            list(command),
+            cwd=ROOT,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     return Child(name, process, log_path)
 
 
@@ -465,10 +464,6 @@ class Progress:
         prefix = {"transfers": "TRANSFER_", "refunds": "REFUND_", "payouts": "PAYOUT_"}[kind]
         return self.statuses[kind][prefix + status]
 
-    def failures(self) -> int:
-        """Rows the operator can retry (FAILED or ON_HOLD), all kinds together."""
-        return sum(self.count(k, s) for k in KINDS for s in ("FAILED", "ON_HOLD"))
-
     def is_complete(self) -> bool:
         """The state ``make demo`` promises within a couple of minutes."""
         return (
@@ -563,6 +558,7 @@ class Demo:
     admin_password: str = ""
     env: dict[str, str] = field(default_factory=dict)
     caught_up: bool = False
+    owns_redis: bool = False  # flushed at start, so flushed again at the end
 
     def say(self, message: str) -> None:
         print(f"[demo {time.strftime('%H:%M:%S')}] {message}", flush=True)
@@ -575,6 +571,7 @@ class Demo:
         """
         args = self.args
         prepare_redis(args.redis_url, is_default=args.redis_url == DEFAULT_REDIS_URL)
+        self.owns_redis = True
         self.database, self.logs = prepare_instance(Path(args.instance_dir).resolve())
         self.ports = Ports(args.port or free_port(), free_port(), free_port(), free_port())
         self.say(f"starting the Mirakl and Stripe sandboxes (logs in {self.logs})")
@@ -645,7 +642,7 @@ class Demo:
                 f"  Stripe sandbox   http://127.0.0.1:{ports.stripe}  (/_sandbox/objects/...)",
                 f"  Logs             {self.logs}",
                 "",
-                "  Every job runs every minute. Within about two minutes the console shows",
+                "  Every job runs every minute. Within a minute or two the console shows",
                 "  shops onboarded, payments validated and captured, transfers, refunds and",
                 "  payouts created, and failures to retry: a transfer Stripe refused",
                 "  (DEMO-1006-A), an order paid in the wrong currency (DEMO-1005-A), a shop",
@@ -675,6 +672,11 @@ class Demo:
         stop_children(self.children)
         if self.sink is not None:
             self.sink.stop()
+        if self.owns_redis:  # the queues and schedules of this run mean nothing any more
+            try:
+                redis.Redis.from_url(self.args.redis_url, socket_connect_timeout=2).flushdb()
+            except redis.RedisError:
+                pass
 
 
 def create_admin(env: Mapping[str, str], logs: Path) -> str:
@@ -691,21 +693,34 @@ def run_foreground(demo: Demo, simulator: SellerSimulator, deadline: float | Non
     (``--check``: until the expected state); return whether the expected state was reached."""
     next_report = time.monotonic() + PROGRESS_PERIOD
     while True:
-        simulator.step()
-        demo.catch_up()
         dead = demo.dead_child()
         if dead is not None:
             demo.say(f"{dead.name} exited with {dead.process.returncode}: {tail(dead)}")
             return False
         now = time.monotonic()
-        if deadline is not None or now >= next_report:
-            progress = demo.progress()
-            if now >= next_report:
-                demo.say(progress.line())
-                next_report = now + PROGRESS_PERIOD
-            if deadline is not None and (progress.is_complete() or now >= deadline):
-                return progress.is_complete()
+        try:
+            simulator.step()
+            demo.catch_up()
+            progress = demo.progress() if deadline is not None or now >= next_report else None
+        except (requests.RequestException, sqlite3.Error, RuntimeError) as exc:
+            demo.say(f"(will try again: {exc})")  # e.g. a sandbox or the web app is busy
+            progress = None
+        if progress is not None and now >= next_report:
+            demo.say(progress.line())
+            next_report = now + PROGRESS_PERIOD
+        if deadline is not None and progress is not None and progress.is_complete():
+            return True
+        if deadline is not None and now >= deadline:
+            return False
         time.sleep(SIMULATOR_PERIOD)
+
+
+def print_summary(demo: Demo) -> None:
+    """The final counts, when the web app and the database can still tell them."""
+    try:
+        print(summary_table(demo.progress()), flush=True)
+    except (requests.RequestException, sqlite3.Error) as exc:
+        demo.say(f"no summary: {exc}")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -732,35 +747,29 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the demo; return the exit status."""
+    """Run the demo; return the exit status (0 stopped or check passed, 1 check failed or a
+    process died, 2 the demo could not be set up)."""
     args = parse_args(argv)
     demo = Demo(args)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _interrupt)
     started = time.monotonic()
     try:
-        try:
-            simulator = demo.set_up()
-        except DemoError as exc:
-            demo.say(f"error: {exc}")
-            return 2
+        simulator = demo.set_up()
         print(demo.banner(), flush=True)
-        deadline = started + args.timeout if args.check else None
-        reached = run_foreground(demo, simulator, deadline)
+        reached = run_foreground(demo, simulator, started + args.timeout if args.check else None)
+        print_summary(demo)
         if args.check:
-            print(summary_table(demo.progress()), flush=True)
-            elapsed = time.monotonic() - started
             verdict = "reached" if reached else "NOT reached"
-            demo.say(f"check: demo state {verdict} after {elapsed:.0f} s")
-            return 0 if reached else 1
-        return 1
+            demo.say(f"check: demo state {verdict} after {time.monotonic() - started:.0f} s")
+        return 0 if reached else 1
+    except DemoError as exc:
+        demo.say(f"error: {exc}")
+        return 2
     except KeyboardInterrupt:
         print(flush=True)
-        if demo.ports is not None and demo.database is not None and demo.database.exists():
-            try:
-                print(summary_table(demo.progress()), flush=True)
-            except (requests.RequestException, sqlite3.Error):
-                pass
+        if demo.admin_password:  # the web app is up: show where things stand
+            print_summary(demo)
         return 0
     finally:
         demo.tear_down()

@@ -14,6 +14,7 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -34,8 +35,9 @@ ROOT = Path(__file__).resolve().parents[2]
 TRIALS = int(os.environ.get("CHAOS_TRIALS", "10"))
 FIRST_SEED = int(os.environ.get("CHAOS_SEED", "0"))
 RECOVERY_RUNS = 6  # bound on recovery runs before a PENDING row counts as lost
-POLL = 0.005  # seconds between looks at the Stripe request journal
+POLL = 0.01  # seconds between looks at the Stripe request journal
 WORKER_TIMEOUT = 60  # seconds a burst worker may take before the trial fails
+MONEY_PATHS = ("/v1/transfers", "/v1/refunds", "/v1/payouts")  # reversals: /v1/transfers/…
 PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV", "TMPDIR")
 
 
@@ -51,25 +53,40 @@ def process_env(settings: dict[str, str]) -> dict[str, str]:
 
 
 def start_connector(env: dict[str, str], *args: str) -> subprocess.Popen:
-    """``python -m flask --app wsgi connector ARGS`` in the repository, output discarded."""
-    return subprocess.Popen(
+    """``python -m flask --app wsgi connector ARGS`` in the repository; its log goes to a
+    temporary file (``proc.log``), shown when the process misbehaves."""
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
+    proc = subprocess.Popen(
         [sys.executable, "-m", "flask", "--app", "wsgi", "connector", *args],
         cwd=ROOT,
         env=process_env(env),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    proc.log = log  # type: ignore[attr-defined]
+    return proc
+
+
+def log_tail(proc: subprocess.Popen, size: int = 3000) -> str:
+    """The end of a connector subprocess's log."""
+    proc.log.seek(0)  # type: ignore[attr-defined]
+    return proc.log.read().decode(errors="replace")[-size:]  # type: ignore[attr-defined]
 
 
 def stripe_posts(stripe: StripeControl) -> int:
-    """How many Stripe API POSTs the sandbox has received (money operations and look-ups)."""
-    return len(stripe.requests(method="POST"))
+    """How many money-moving Stripe POSTs (transfers, reversals, refunds, payouts) the
+    sandbox has received, answered or not."""
+    return sum(
+        1
+        for request in stripe.requests(path_prefix="/v1/", method="POST")
+        if request["path"].startswith(MONEY_PATHS)
+    )
 
 
-@dataclass
+@dataclass(frozen=True)
 class Kill:
-    """Where a trial kills a worker: after ``posts`` more Stripe POSTs, then ``delay`` s."""
+    """Where a trial kills a process: after ``posts`` more Stripe POSTs, then ``delay`` s."""
 
     posts: int
     delay: float
@@ -79,16 +96,18 @@ class Kill:
         return cls(posts=rng.randint(1, max(1, most)), delay=rng.choice([0, 0, 0.005, 0.02]))
 
 
-def run_killed(
-    stripe: StripeControl, env: dict[str, str], kill: Kill, args: Iterable[str]
-) -> bool:
-    """Start ``connector ARGS``; SIGKILL it at ``kill``. Return whether it was killed
-    (False when it finished before the kill point)."""
-    start = stripe_posts(stripe)
-    proc = start_connector(env, *args)
+def kill_at(proc: subprocess.Popen, stripe: StripeControl, kill: Kill, start: int) -> bool:
+    """SIGKILL ``proc`` once the sandbox has seen ``kill.posts`` POSTs since ``start``.
+
+    Returns whether it was killed before it exited by itself.
+    """
     deadline = time.monotonic() + WORKER_TIMEOUT
     try:
-        while proc.poll() is None and time.monotonic() < deadline:
+        while proc.poll() is None:
+            assert time.monotonic() < deadline, (
+                f"the connector process never reached {kill}: "
+                f"{stripe_posts(stripe) - start} money POSTs seen; its log:\n{log_tail(proc)}"
+            )
             if stripe_posts(stripe) - start >= kill.posts:
                 time.sleep(kill.delay)
                 if proc.poll() is not None:
@@ -97,12 +116,17 @@ def run_killed(
                 proc.wait(timeout=10)
                 return True
             time.sleep(POLL)
-        assert proc.poll() is not None, f"connector {' '.join(args)} did not finish in time"
         return False
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGKILL a connector subprocess (and its children) if still running; close its log."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    proc.log.close()  # type: ignore[attr-defined]
 
 
 def run_queued(name: str) -> Any:

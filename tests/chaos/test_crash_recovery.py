@@ -15,8 +15,10 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
+from flask import Flask
 from sqlalchemy import func, select
 
 from sandbox.mirakl.control import MiraklControl
@@ -24,8 +26,11 @@ from sandbox.mirakl.demo import make_invoice, make_product_order, make_refund_li
 from sandbox.stripe.control import StripeControl
 from tests.chaos import harness
 from webapp.extensions import db
+from webapp.jobs import get_job
+from webapp.jobs.runner import run_job
 from webapp.models import (
     AccountMapping,
+    JobRun,
     PayoutStatus,
     RefundStatus,
     StripePayout,
@@ -47,23 +52,25 @@ REFUND_AMOUNT = 1234  # make_refund_line's default amount
 SPLIT_FLAGS = {"ENABLE_PRODUCT_PAYMENT_SPLIT": "true"}
 REFUND_FLAGS = {"ENABLE_PRODUCT_PAYMENT_REFUND": "true"}
 PAYOUT_FLAGS: dict[str, str] = {}
-MONEY_POSTS = ("/v1/transfers", "/v1/refunds", "/v1/payouts")
 PA02 = "/api/payment/refund"
+ABANDONED = "abandoned: the run stopped without finishing (process killed?); its lease expired"
 
 
 @dataclass(frozen=True)
 class Trial:
-    """One seeded trial's choices."""
+    """One seeded trial's choices: where workers die, and whether Stripe answers get lost."""
 
     seed: int
-    kills: list[harness.Kill]
+    kills: tuple[harness.Kill, ...]
     lost_answers: bool
 
     @classmethod
     def draw(cls, seed: int, most_posts: int) -> Trial:
         rng = random.Random(seed)
-        kills = [harness.Kill.draw(rng, most_posts) for _ in range(rng.randint(1, 2))]
-        return cls(seed, kills, lost_answers=rng.random() < 0.5)
+        kills = [harness.Kill.draw(rng, most_posts)]
+        if rng.random() < 0.25:  # and sometimes the next worker dies too
+            kills.append(harness.Kill.draw(rng, max(1, most_posts - kills[0].posts)))
+        return cls(seed, tuple(kills), lost_answers=rng.random() < 0.5)
 
 
 def run_trial(
@@ -72,26 +79,44 @@ def run_trial(
     stripe: StripeControl,
     flags: dict[str, str],
     job: str,
-    trial: Trial,
+    seed_data: Callable[[], Any],
     is_settled: Callable[[], bool],
-) -> harness.Recovery:
-    """Queued run, killed workers (and lost answers), then recovery runs."""
+    *,
+    seed: int,
+    most_posts: int,
+) -> tuple[Any, Flask, harness.Recovery]:
+    """Seed, run ``job`` queued while real workers are killed, then recover.
+
+    The first worker (not in burst mode, so it starts while the data is seeded) is killed
+    after ``1..most_posts`` money POSTs; a second one, in burst mode, sometimes too.
+    """
+    trial = Trial.draw(seed, most_posts)
     app = make_app(**flags)
-    with app.app_context():
-        harness.run_queued(job)
-    if trial.lost_answers:
-        stripe.set_faults(after_rate=0.3, seed=trial.seed, paths=list(MONEY_POSTS), methods=["POST"])
-    for kill in trial.kills:
-        harness.run_killed(stripe, {**base_env, **flags}, kill, ("worker", MONEY_QUEUE_NAME, "--burst"))
+    env = {**base_env, **flags}
+    worker = harness.start_connector(env, "worker", "money")
+    try:
+        with app.app_context():
+            data = seed_data()
+        start = harness.stripe_posts(stripe)
+        if trial.lost_answers:
+            stripe.set_faults(
+                after_rate=0.3, seed=seed, paths=list(harness.MONEY_PATHS), methods=["POST"]
+            )
+        with app.app_context():
+            harness.run_queued(job)
+        harness.kill_at(worker, stripe, trial.kills[0], start)
+        for kill in trial.kills[1:]:
+            start = harness.stripe_posts(stripe)
+            burst = harness.start_connector(env, "worker", "money", "--burst")
+            harness.kill_at(burst, stripe, kill, start)
+    finally:
+        harness.stop(worker)
     stripe.clear_faults()
     recovery_app = make_app(**flags, PENDING_RECHECK_AFTER="0")
-    return harness.recover(recovery_app, job, is_settled)
+    return data, recovery_app, harness.recover(recovery_app, job, is_settled)
 
 
-MONEY_QUEUE_NAME = "money"
-
-
-def pending_count(model: type, status: str) -> int:
+def count_rows(model: type, status: str) -> int:
     db.session.expire_all()
     return db.session.execute(
         select(func.count()).select_from(model).where(model.status == status)
@@ -113,6 +138,10 @@ def add_seller(stripe: StripeControl, shop_id: int = 1) -> AccountMapping:
     return mapping
 
 
+def live(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [o for o in objects if o.get("status") not in ("failed", "canceled")]
+
+
 # ---------------------------------------------------------------- payment split
 
 
@@ -124,12 +153,15 @@ def seed_orders(mirakl: MiraklControl, stripe: StripeControl) -> dict[str, str]:
         order_id = f"C-{i}-A"
         charges[order_id] = stripe.create_charge(amount=8472, currency="eur")["id"]
         mirakl.add_orders([make_product_order(order_id, transaction_number=charges[order_id])])
-    stripe.clear_requests()
     return charges
 
 
+def split_settled() -> bool:
+    return count_rows(StripeTransfer, TransferStatus.PENDING.value) == 0
+
+
 def assert_split_exactly_once(stripe: StripeControl, charges: dict[str, str]) -> None:
-    transfers = stripe.objects("transfers")
+    transfers = live(stripe.objects("transfers"))
     assert harness.count_by(transfers, "miraklId") == Counter(dict.fromkeys(charges, 1))
     by_order = {t["metadata"]["miraklId"]: t for t in transfers}
     rows = db.session.execute(select(StripeTransfer)).scalars().all()
@@ -149,21 +181,232 @@ def assert_split_exactly_once(stripe: StripeControl, charges: dict[str, str]) ->
 
 @pytest.mark.parametrize("seed", harness.seeds())
 def test_split_pays_each_order_once_when_workers_die(make_app, base_env, mirakl, stripe, seed):
-    app = make_app(**SPLIT_FLAGS)
-    with app.app_context():
-        charges = seed_orders(mirakl, stripe)
-    trial = Trial.draw(seed, ORDERS)
-
-    recovery = run_trial(
+    charges, app, recovery = run_trial(
         make_app,
         base_env,
         stripe,
         SPLIT_FLAGS,
         "process-transfer",
-        trial,
-        lambda: pending_count(StripeTransfer, TransferStatus.PENDING.value) == 0,
+        lambda: seed_orders(mirakl, stripe),
+        split_settled,
+        seed=seed,
+        most_posts=ORDERS,
     )
 
     with app.app_context():
-        assert pending_count(StripeTransfer, TransferStatus.PENDING.value) == 0, recovery
+        assert split_settled(), recovery
         assert_split_exactly_once(stripe, charges)
+
+
+def test_a_killed_split_run_is_rerun_to_exactly_once(make_app, base_env, mirakl, stripe):
+    """The job run itself (CLI, money jobs inline) dies mid-way; the next run finishes it."""
+    flags = {**SPLIT_FLAGS, "JOB_LEASE_TTL": "1"}
+    app = make_app(**flags)
+    with app.app_context():
+        charges = seed_orders(mirakl, stripe)
+    killed = []
+    for seed in harness.seeds()[:3]:
+        rng = random.Random(seed)
+        start = harness.stripe_posts(stripe)
+        cli = harness.start_connector({**base_env, **flags}, "process-transfer")
+        killed.append(harness.kill_at(cli, stripe, harness.Kill.draw(rng, ORDERS), start))
+    recovery_app = make_app(**flags, PENDING_RECHECK_AFTER="0")
+    with recovery_app.app_context():
+        cli_runs = db.session.execute(select(func.count()).select_from(JobRun)).scalar_one()
+        assert cli_runs == 3
+        outcome, deadline = None, time.monotonic() + 10
+        while outcome != "succeeded" and time.monotonic() < deadline:
+            run, _ = run_job("process-transfer", get_job("process-transfer").run, inline=True)
+            outcome = run.outcome  # "skipped" while the killed run's lease is still held
+            time.sleep(0.2 if outcome == "skipped" else 0)
+        assert outcome == "succeeded"
+        assert split_settled()
+        assert_split_exactly_once(stripe, charges)
+        # The killed runs do not show as running forever: the run that took their lease
+        # closed them as failed, saying why.
+        runs = db.session.execute(select(JobRun).where(JobRun.id <= cli_runs).order_by(JobRun.id))
+        assert [
+            (r.outcome, r.error) if was_killed else r.outcome
+            for r, was_killed in zip(runs.scalars(), killed, strict=True)
+        ] == [("failed", ABANDONED) if was_killed else "succeeded" for was_killed in killed]
+
+
+# ---------------------------------------------------------------- refunds
+
+
+def seed_refunds(mirakl: MiraklControl, stripe: StripeControl) -> dict[str, str]:
+    """REFUNDS product orders, each paid, split (a real transfer) and with one refund
+    waiting for payment; returns Mirakl refund id → charge id."""
+    mapping = add_seller(stripe)
+    charges = {}
+    for i in range(REFUNDS):
+        order_id, refund_id = f"R-{i}-A", str(1100 + i)
+        charge = stripe.create_charge(amount=8472, currency="eur")["id"]
+        transfer = get_stripe().create_transfer(
+            amount=ORDER_AMOUNT,
+            currency="eur",
+            destination=mapping.stripe_account_id,
+            metadata={"miraklId": order_id, "miraklShopId": "1"},
+            idempotency_key=f"chaos-split-{order_id}",
+            source_transaction=charge,
+        )
+        row = StripeTransfer(
+            mirakl_id=order_id,
+            type=TransferType.PRODUCT_ORDER.value,
+            account_mapping_id=mapping.id,
+            transfer_id=transfer["id"],
+            transaction_id=charge,
+            amount=ORDER_AMOUNT,
+            currency="eur",
+            mirakl_shop_id=1,
+        )
+        transitions.create(row, TransferStatus.CREATED, actor="test")
+        db.session.commit()
+        mirakl.add_orders([make_product_order(order_id, refunds=[make_refund_line(refund_id)])])
+        charges[refund_id] = charge
+    return charges
+
+
+def refunds_settled() -> bool:
+    return (
+        count_rows(StripeRefund, RefundStatus.PENDING.value) == 0
+        and count_rows(StripeTransfer, TransferStatus.PENDING.value) == 0
+        and count_rows(StripeTransfer, TransferStatus.CREATED.value) == 2 * REFUNDS
+    )
+
+
+def assert_refunds_exactly_once(
+    stripe: StripeControl, mirakl: MiraklControl, charges: dict[str, str]
+) -> None:
+    refunds = live(stripe.objects("refunds"))
+    assert harness.count_by(refunds, "miraklRefundId") == Counter(dict.fromkeys(charges, 1))
+    by_refund = {r["metadata"]["miraklRefundId"]: r for r in refunds}
+    rows = db.session.execute(select(StripeRefund)).scalars().all()
+    assert sorted(r.mirakl_refund_id for r in rows) == sorted(charges)
+    for row in rows:
+        sent = by_refund[row.mirakl_refund_id]
+        assert (row.status, row.stripe_refund_id) == (RefundStatus.CREATED.value, sent["id"])
+        assert (sent["amount"], sent["charge"]) == (REFUND_AMOUNT, charges[row.mirakl_refund_id])
+    # The seller's share comes back once per refund: 12.34 minus 1.23 commission.
+    reversals = stripe.objects("reversals")
+    assert harness.count_by(reversals, "miraklId") == Counter(dict.fromkeys(charges, 1))
+    assert {r["amount"] for r in reversals} == {REFUND_AMOUNT - 123}
+    reversal_rows = db.session.execute(
+        select(StripeTransfer).where(StripeTransfer.type == TransferType.REFUND.value)
+    ).scalars()
+    assert sorted((r.mirakl_id, r.status, r.transfer_id) for r in reversal_rows) == sorted(
+        (r["metadata"]["miraklId"], TransferStatus.CREATED.value, r["id"]) for r in reversals
+    )
+    assert_mirakl_told_once(mirakl, {r.mirakl_refund_id: r.stripe_refund_id for r in rows})
+
+
+def assert_mirakl_told_once(mirakl: MiraklControl, stripe_ids: dict[str, str]) -> None:
+    """PA02 accepted once per refund; a repeat (its first answer lost with a killed worker)
+    was refused as no longer waiting; Mirakl holds each refund REFUNDED with its Stripe id."""
+    accepted: Counter[str] = Counter()
+    for put in mirakl.requests(path=PA02, method="PUT"):
+        ids = [str(entry["refund_id"]) for entry in put["body"]["refunds"]]
+        if put["status"] in (200, 204):
+            accepted.update(ids)
+        else:
+            assert put["status"] == 400, put
+    assert accepted == Counter(dict.fromkeys(stripe_ids, 1))
+    state = {
+        str(refund["id"]): refund
+        for order in mirakl.state()["orders"]
+        for line in order["order_lines"]
+        for refund in line.get("refunds") or []
+    }
+    for refund_id, stripe_id in stripe_ids.items():
+        assert (state[refund_id]["state"], state[refund_id]["transaction_number"]) == (
+            "REFUNDED",
+            stripe_id,
+        )
+
+
+@pytest.mark.parametrize("seed", harness.seeds())
+def test_refunds_refund_and_reverse_once_when_workers_die(make_app, base_env, mirakl, stripe, seed):
+    charges, app, recovery = run_trial(
+        make_app,
+        base_env,
+        stripe,
+        REFUND_FLAGS,
+        "process-refund",
+        lambda: seed_refunds(mirakl, stripe),
+        refunds_settled,
+        seed=seed,
+        most_posts=REFUNDS,
+    )
+
+    with app.app_context():
+        assert refunds_settled(), recovery
+        assert_refunds_exactly_once(stripe, mirakl, charges)
+
+
+# ---------------------------------------------------------------- payouts
+
+
+FEES = {"TRANSFER_SUBSCRIPTION": 999, "TRANSFER_EXTRA_INVOICES": 9876}
+CREDITS = {"TRANSFER_EXTRA_CREDITS": 5678}
+PAYOUT_AMOUNT = 1234
+
+
+def seed_invoices(mirakl: MiraklControl, stripe: StripeControl) -> list[str]:
+    """INVOICES invoices of shop 1 (make_invoice's amounts); returns their ids."""
+    add_seller(stripe)
+    mirakl.add_invoices([make_invoice(i, 1) for i in range(1, INVOICES + 1)])
+    return [str(i) for i in range(1, INVOICES + 1)]
+
+
+def payouts_settled() -> bool:
+    return (
+        count_rows(StripePayout, PayoutStatus.PENDING.value) == 0
+        and count_rows(StripeTransfer, TransferStatus.PENDING.value) == 0
+    )
+
+
+def assert_payouts_exactly_once(stripe: StripeControl, invoices: list[str]) -> None:
+    transfers = stripe.objects("transfers")
+    sent = Counter(
+        (t["metadata"]["connectorType"], t["metadata"]["miraklId"], t["amount"]) for t in transfers
+    )
+    amounts = {**FEES, **CREDITS}
+    expected = Counter((kind, i, amount) for i in invoices for kind, amount in amounts.items())
+    assert sent == expected
+    by_key = {(t["metadata"]["connectorType"], t["metadata"]["miraklId"]): t for t in transfers}
+    for row in db.session.execute(select(StripeTransfer)).scalars():
+        assert (row.status, row.transfer_id) == (
+            TransferStatus.CREATED.value,
+            by_key[(row.type, row.mirakl_id)]["id"],
+        )
+    payouts = live(stripe.objects("payouts"))
+    assert harness.count_by(payouts, "invoiceId") == Counter(dict.fromkeys(invoices, 1))
+    by_invoice = {p["metadata"]["invoiceId"]: p for p in payouts}
+    rows = db.session.execute(select(StripePayout)).scalars().all()
+    assert sorted(str(r.mirakl_invoice_id) for r in rows) == invoices
+    for row in rows:
+        paid = by_invoice[str(row.mirakl_invoice_id)]
+        assert (row.status, row.payout_id, paid["amount"]) == (
+            PayoutStatus.CREATED.value,
+            paid["id"],
+            PAYOUT_AMOUNT,
+        )
+
+
+@pytest.mark.parametrize("seed", harness.seeds())
+def test_payouts_pay_each_invoice_once_when_workers_die(make_app, base_env, mirakl, stripe, seed):
+    invoices, app, recovery = run_trial(
+        make_app,
+        base_env,
+        stripe,
+        PAYOUT_FLAGS,
+        "process-payout",
+        lambda: seed_invoices(mirakl, stripe),
+        payouts_settled,
+        seed=seed,
+        most_posts=3 * INVOICES,  # the first run sends the invoices' transfers only
+    )
+
+    with app.app_context():
+        assert payouts_settled(), recovery
+        assert_payouts_exactly_once(stripe, invoices)

@@ -6,10 +6,21 @@ mutations of valid Mirakl items (a field deleted, replaced by garbage, wrapped i
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Iterator
 from typing import Any
 
 from hypothesis import strategies as st
+
+#: multiplies every fuzz suite's number of examples: ``FUZZ_SCALE=20 pytest tests/fuzz`` hunts
+#: for longer than the CI-sized default.
+FUZZ_SCALE = max(1, int(os.environ.get("FUZZ_SCALE", "1")))
+
+
+def examples(count: int) -> int:
+    """``count`` Hypothesis examples, times ``FUZZ_SCALE``."""
+    return count * FUZZ_SCALE
+
 
 # Scalars that broke or could break parsers: non-finite numbers, numbers as odd strings,
 # unicode digits, ids too long for a column, letters that change length when lowercased.
@@ -33,8 +44,9 @@ scalars = st.one_of(
 
 json_values = st.recursive(
     scalars,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -67,12 +79,24 @@ def _apply(doc: Any, path: tuple, op: str, new: Any) -> Any:
 
 
 @st.composite
-def mutated(draw: st.DrawFn, base: Any, max_mutations: int = 3) -> Any:
-    """``base`` with 1..``max_mutations`` fields deleted, replaced by garbage or wrapped."""
+def mutated(draw: st.DrawFn, base: Any, max_mutations: int = 3, *, keep_root: bool = False) -> Any:
+    """``base`` with 1..``max_mutations`` fields deleted, replaced by garbage or wrapped;
+    with ``keep_root`` the item itself stays an object (the sandbox stores objects only)."""
     doc = copy.deepcopy(base)
     for _ in range(draw(st.integers(1, max_mutations))):
-        path = draw(st.sampled_from(list(paths(doc))))
+        candidates = list(paths(doc))[1:] if keep_root else list(paths(doc))
+        if not candidates:
+            break
+        path = draw(st.sampled_from(candidates))
         op = draw(st.sampled_from(["delete", "replace", "replace", "wrap"]))
         new = draw(json_values) if op == "replace" else None
         doc = _apply(doc, path, op, new)
     return doc
+
+
+@st.composite
+def maybe_mutated(draw: st.DrawFn, base: Any, max_mutations: int = 3) -> Any:
+    """``base`` as is (a third of the time) or mutated, always an object."""
+    if draw(st.integers(0, 2)) == 0:
+        return copy.deepcopy(base)
+    return draw(mutated(base, max_mutations, keep_root=True))

@@ -156,7 +156,12 @@ def test_pa01_batch_isolates_the_bad_entry(client, mirakl):
             "amount": Decimal("84.72"),
             "transaction_number": "ch_1",
         },
-        {"order_id": "O-404-A", "customer_id": "customer_basic", "payment_status": "OK", "amount": Decimal(1)},
+        {
+            "order_id": "O-404-A",
+            "customer_id": "customer_basic",
+            "payment_status": "OK",
+            "amount": Decimal(1),
+        },
         {
             "order_id": "O-2-A",
             "customer_id": "customer_basic",

@@ -17,7 +17,7 @@ from webapp.models import (
 )
 from webapp.services import transitions
 
-CONSOLE = "http://connector.test/admin"
+CONSOLE = "http://connector.test/console"
 
 
 @pytest.fixture

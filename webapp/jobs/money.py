@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 EXECUTORS: dict[str, str] = {
     "transfer": "webapp.services.transfer_execution.execute_transfer",
     "refund": "webapp.services.refund_execution.execute_refund",
-    "payout": "webapp.services.payouts.execute_payout",
-    "capture": "webapp.services.validation.execute_capture",
+    "payout": "webapp.services.payout_execution.execute_payout",
+    "capture": "webapp.services.capture_execution.execute_capture",
 }
 FAILED_JOB_TTL = 300  # seconds an RQ failure record is kept
 WAITING = {JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED}  # truly still to run

@@ -11,7 +11,7 @@ import click
 
 from webapp.jobs.runner import JobContext
 from webapp.models import StripePayout, StripeTransfer
-from webapp.services import attempts, payouts
+from webapp.services import attempts, payout_execution, payout_sync
 
 NAME = "process-payout"
 SCHEDULE = "0 1 * * *"
@@ -21,18 +21,18 @@ PARAMS = [click.Argument(["mirakl_shop_id"], required=False, type=int)]
 def run(ctx: JobContext, mirakl_shop_id: int | None = None) -> None:
     """Sync invoices, send their transfers, then the payouts whose transfers are done."""
     if mirakl_shop_id is None:
-        ctx.report("backlog", payouts.sync_backlog())
-    invoices = payouts.sync_invoices(mirakl_shop_id)
+        ctx.report("backlog", payout_sync.sync_backlog())
+    invoices = payout_sync.sync_invoices(mirakl_shop_id)
     ctx.report(f"shop {mirakl_shop_id} invoices" if mirakl_shop_id else "invoices", invoices)
 
     sent = 0
-    for wave in payouts.find_dispatchable_transfers(mirakl_shop_id):  # credits, then fees
+    for wave in payout_execution.find_dispatchable_transfers(mirakl_shop_id):  # credits, then fees
         sent += ctx.dispatch("transfer", wave)
         if not ctx.inline:
             attempts.mark_queued(StripeTransfer, wave)
     ctx.report("invoice transfers", {"dispatched": sent})
 
-    payout_ids, waiting = payouts.find_dispatchable_payouts(mirakl_shop_id)
+    payout_ids, waiting = payout_execution.find_dispatchable_payouts(mirakl_shop_id)
     sent = ctx.dispatch("payout", payout_ids)
     ctx.report("payouts", {"dispatched": sent, "waiting for transfers": waiting})
     if not ctx.inline:

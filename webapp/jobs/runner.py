@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask, current_app
+from sqlalchemy import update
 
 from webapp.clock import utcnow
 from webapp.errors import ConnectorError
@@ -26,6 +27,8 @@ from webapp.models import JobOutcome, JobRun
 from webapp.services import leases
 
 log = logging.getLogger(__name__)
+
+ABANDONED = "abandoned: the run stopped without finishing (process killed?); its lease expired"
 
 # A run holds its job for JOB_LEASE_TTL seconds (default 45) without a heartbeat; the
 # heartbeat renews it three times per TTL, so only a dead run ever loses it.
@@ -106,6 +109,7 @@ def run_job(
         ctx.lines.append(f"skipped: {name} is already running since {since}")
         _finish(run, ctx, JobOutcome.SKIPPED)
         return run, ctx
+    _close_abandoned_runs(name, run.id)
     try:
         with (
             job_logging(name, run.id),
@@ -125,6 +129,17 @@ def run_job(
         leases.release(lease_name, holder)
     _flush_notifications(ctx)
     return run, ctx
+
+
+def _close_abandoned_runs(name: str, run_id: int) -> None:
+    """Earlier runs of ``name`` still marked running died (we got their lease): say so."""
+    db.session.execute(
+        update(JobRun)
+        .where(JobRun.job == name, JobRun.outcome == JobOutcome.RUNNING.value, JobRun.id < run_id)
+        .values(outcome=JobOutcome.FAILED.value, finished_at=utcnow(), error=ABANDONED)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
 
 
 def _flush_notifications(ctx: JobContext) -> None:

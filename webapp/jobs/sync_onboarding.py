@@ -12,7 +12,7 @@ import click
 from flask import current_app
 
 from webapp.jobs.runner import JobContext
-from webapp.services import onboarding
+from webapp.services import kyc_push, onboarding_sync
 
 NAME = "sync-onboarding"
 SCHEDULE = "* * * * *"
@@ -23,7 +23,7 @@ PARAMS = [click.Argument(["delay"], required=False)]
 def run(ctx: JobContext, delay: str | None = None) -> None:
     """Onboard new and retried shops, then retry pending Mirakl updates of accounts."""
     if current_app.config["ENABLE_SELLER_ONBOARDING"]:
-        ctx.report("shops", onboarding.sync_shops().counts())
+        ctx.report("shops", onboarding_sync.sync_shops().counts())
     else:
         ctx.report("shops", note="seller onboarding disabled (ENABLE_SELLER_ONBOARDING=false)")
-    ctx.report("account updates to Mirakl", onboarding.push_pending_accounts())
+    ctx.report("account updates to Mirakl", kyc_push.push_pending_accounts())

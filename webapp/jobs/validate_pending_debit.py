@@ -8,7 +8,7 @@ orders are all accepted or refused are captured for what sellers accepted, or ca
 from __future__ import annotations
 
 from webapp.jobs.runner import JobContext
-from webapp.services import validation
+from webapp.services import validation, validation_sync
 
 NAME = "validate-pending-debit"
 SCHEDULE = "*/5 * * * *"
@@ -16,7 +16,7 @@ SCHEDULE = "*/5 * * * *"
 
 def run(ctx: JobContext) -> None:
     """Send PA01 for pending debits, then decide and run captures and cancels."""
-    ctx.report("pending debits", validation.sync_pending_debits())
-    counts, ready = validation.sync_captures()
+    ctx.report("pending debits", validation_sync.sync_pending_debits())
+    counts, ready = validation_sync.sync_captures()
     ctx.report("payments to capture", counts)
     ctx.report("capture jobs", {"dispatched": ctx.dispatch(validation.OPERATION, ready)})

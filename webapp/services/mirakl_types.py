@@ -9,6 +9,7 @@ that one bad item never aborts a run. Unknown fields are ignored.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +19,9 @@ from typing import Any
 from webapp.errors import MiraklDataError
 
 ZERO = Decimal(0)
+MAX_TEXT_LENGTH = 255  # characters: ids and names are stored in String(255) columns
+MAX_ID = 2**31 - 1  # shop and invoice ids are stored in Integer columns
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -39,12 +43,21 @@ def _get(data: Mapping[str, Any], key: str) -> Any:
     return data.get(key)
 
 
+def _storable(text: str, key: str) -> str:
+    """Text that fits our columns: PostgreSQL refuses NUL, ids are at most 255 characters."""
+    if "\x00" in text:
+        raise MiraklDataError(f"{key} holds a NUL character")
+    if len(text) > MAX_TEXT_LENGTH:
+        raise MiraklDataError(f"{key} is too long ({len(text)} characters)")
+    return text
+
+
 def req_str(data: Mapping[str, Any], key: str) -> str:
     value = _get(data, key)
     if isinstance(value, bool) or value is None or value == "":
         raise MiraklDataError(f"{key} is missing")
     if isinstance(value, int | str):
-        return str(value)
+        return _storable(str(value), key)
     raise MiraklDataError(f"{key} must be a string, got {type(value).__name__}")
 
 
@@ -53,7 +66,7 @@ def opt_str(data: Mapping[str, Any], key: str) -> str:
     if value is None or isinstance(value, bool):
         return ""
     if isinstance(value, int | float | str):
-        return str(value)
+        return _storable(str(value), key)
     raise MiraklDataError(f"{key} must be a string, got {type(value).__name__}")
 
 
@@ -61,11 +74,13 @@ def req_int(data: Mapping[str, Any], key: str) -> int:
     value = _get(data, key)
     if isinstance(value, bool) or value is None or value == "":
         raise MiraklDataError(f"{key} is missing")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    raise MiraklDataError(f"{key} is not a number: {value!r}")
+    if isinstance(value, str) and _WHOLE_NUMBER.fullmatch(value.strip()):
+        value = int(value.strip())
+    if not isinstance(value, int):
+        raise MiraklDataError(f"{key} is not a number: {value!r:.60}")
+    if abs(value) > MAX_ID:
+        raise MiraklDataError(f"{key} is out of range: {value!r:.60}")
+    return value
 
 
 def opt_int(data: Mapping[str, Any], key: str) -> int | None:
@@ -153,7 +168,7 @@ def sum_amounts(items: list[Mapping[str, Any]], what: str) -> Decimal:
 
 def currency_code(data: Mapping[str, Any], key: str) -> str:
     value = req_str(data, key).strip()
-    if not (len(value) == 3 and value.isalpha()):
+    if not (len(value) == 3 and value.isascii() and value.isalpha()):
         raise MiraklDataError(f"{key} is not a currency code: {value!r}")
     return value.lower()
 
@@ -213,6 +228,8 @@ class ShopUpdateResult:
 
 
 def parse_shop_return(data: Mapping[str, Any], sent_shop_id: int | None) -> ShopUpdateResult:
+    if not isinstance(data, Mapping):
+        raise MiraklDataError(f"expected an object, got {type(data).__name__}")
     if "shop_error" in data:
         err = obj(data, "shop_error")
         errors = err.get("errors")
@@ -550,6 +567,8 @@ def guess_id(data: Any, *keys: str) -> str | None:
     if isinstance(data, Mapping):
         for key in keys:
             value = data.get(key)
-            if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
-                return str(value)
+            if isinstance(value, str | int) and not isinstance(value, bool):
+                text = str(value)
+                if text and "\x00" not in text and len(text) <= MAX_TEXT_LENGTH:
+                    return text
     return None

@@ -32,9 +32,7 @@ from webapp.services.clients import get_mirakl, get_stripe
 from webapp.services.idempotency import idempotency_key
 from webapp.services.mirakl_types import BadItem, PendingRefund
 from webapp.services.money import to_minor
-from webapp.services.refund_execution import (
-    find_own_refund,
-)
+from webapp.services.refund_execution import find_own_refund
 from webapp.services.refunds import (
     CANCEL_OPERATION,
     ORDER_TRANSFER_TYPE,

@@ -52,9 +52,9 @@ KINDS: dict[str, Kind] = {
 # Workflow retry functions, ``(ids, *, actor) -> ids now PENDING``, resolved lazily.
 ORDER_TRANSFERS = "webapp.services.transfer_sync.retry_transfers"
 REFUND_REVERSALS = "webapp.services.reversal_sync.retry_reversals"
-INVOICE_TRANSFERS = "webapp.services.payouts.retry_invoice_transfers"
+INVOICE_TRANSFERS = "webapp.services.payout_sync.retry_invoice_transfers"
 REFUNDS = "webapp.services.refund_sync.retry_refunds"
-PAYOUTS = "webapp.services.payouts.retry_payouts"
+PAYOUTS = "webapp.services.payout_sync.retry_payouts"
 
 
 @dataclass(frozen=True)

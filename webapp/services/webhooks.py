@@ -35,10 +35,10 @@ log = logging.getLogger(__name__)
 
 # Event type → dotted path of ``handle(event) -> WebhookAnswer``; resolved when used.
 HANDLERS: dict[str, str] = {
-    "account.updated": "webapp.services.onboarding.handle_account_updated",
+    "account.updated": "webapp.services.kyc_push.handle_account_updated",
     "charge.succeeded": "webapp.services.payments.handle_charge_event",
     "charge.updated": "webapp.services.payments.handle_charge_event",
-    "payout.failed": "webapp.services.payouts.handle_payout_failed",
+    "payout.failed": "webapp.services.payout_execution.handle_payout_failed",
 }
 DEPRECATED_EVENTS = frozenset(
     {
