@@ -207,6 +207,7 @@ def base_env(
         "MIRAKL_MAX_RETRIES": "3",
         "MIRAKL_BACKOFF_BASE": "0.01",
         "MIRAKL_TIMEOUT": "10",
+        "RETRY_BACKOFF_BASE": "0",
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "NOTIFICATION_RETRY_DELAYS": "0,0,0",

@@ -208,6 +208,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MONEY_JOB_CONCURRENCY", "4", _int),
     Setting("PENDING_RECHECK_AFTER", "600", _int),
     Setting("JOB_LEASE_TTL", "45", _float),
+    Setting("RETRY_BACKOFF_BASE", "300", _int),
     Setting("NOTIFICATION_RETRY_DELAYS", "1,5,25", _delays),
 )
 

@@ -32,7 +32,7 @@ from webapp.jobs.runner import run_job
 from webapp.jobs.worker import make_worker
 
 ROOT = Path(__file__).resolve().parents[2]
-TRIALS = int(os.environ.get("CHAOS_TRIALS", "10"))
+TRIALS = int(os.environ.get("CHAOS_TRIALS", "6"))
 FIRST_SEED = int(os.environ.get("CHAOS_SEED", "0"))
 RECOVERY_RUNS = 6  # bound on recovery runs before a PENDING row counts as lost
 POLL = 0.01  # seconds between looks at the Stripe request journal
@@ -42,7 +42,7 @@ PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV", "TM
 
 
 def seeds() -> list[int]:
-    """The trial seeds: ``CHAOS_TRIALS`` of them from ``CHAOS_SEED`` (defaults 10 and 0)."""
+    """The trial seeds: ``CHAOS_TRIALS`` of them from ``CHAOS_SEED`` (defaults 6 and 0)."""
     return list(range(FIRST_SEED, FIRST_SEED + TRIALS))
 
 

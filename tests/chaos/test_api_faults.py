@@ -433,3 +433,47 @@ def test_stripe_timeouts_then_recovery_make_each_transfer_once(
             f"T-{n}-A": 1 for n in range(orders)
         }
         assert crashes() == []
+
+
+def test_refund_validation_applied_but_answer_lost_is_not_refunded_twice(
+    make_app, mirakl, stripe, crashes
+):
+    """Mirakl applied PA02 but the connection dropped before its answer: the next run must
+    see the refund as validated (Mirakl says it is no longer waiting), not refund again or
+    fail it. The sandbox drops before applying, so the test then applies it in Mirakl."""
+    app = make_app(ENABLE_PRODUCT_PAYMENT_REFUND="true", PENDING_RECHECK_AFTER="0")
+    with app.app_context():
+        mapping = seller(stripe)
+        charge = stripe.create_charge(amount=8472, currency="eur")["id"]
+        split_transfer(mapping, charge, "M-1-A")
+        mirakl.add_orders([make_product_order("M-1-A", refunds=[make_refund_line("7000")])])
+        mirakl.set_faults(paths=[PA02], sequence=[200, "drop"])  # PA12 answers, PA02 drops
+
+        first = app.test_cli_runner().invoke(args=["connector", "process-refund"])
+
+        assert first.exit_code == 0, first.output
+        db.session.expire_all()
+        row = db.session.execute(select(StripeRefund)).scalar_one()
+        assert (row.status, row.status_reason) == (
+            "REFUND_PENDING",
+            "Outcome unknown, will be checked: Mirakl validation: PA02 PUT /api/payment/refund:"
+            " ConnectionError after 1 tries",
+        )
+        [made] = stripe.objects("refunds")
+        assert row.stripe_refund_id == made["id"]
+        applied = make_product_order("M-1-A", refunds=[make_refund_line("7000", state="REFUNDED")])
+        mirakl.patch_order("M-1-A", order_lines=applied["order_lines"])
+
+        second = app.test_cli_runner().invoke(args=["connector", "process-refund"])
+
+        assert second.exit_code == 0, second.output
+        db.session.expire_all()
+        row = db.session.execute(select(StripeRefund)).scalar_one()
+        assert (row.status, row.status_reason, row.stripe_refund_id) == (
+            "REFUND_CREATED",
+            None,
+            made["id"],
+        )
+        assert [r["id"] for r in stripe.objects("refunds")] == [made["id"]]
+        assert [r["metadata"]["miraklId"] for r in stripe.objects("reversals")] == ["7000"]
+        assert crashes() == []

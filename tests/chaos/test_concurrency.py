@@ -35,6 +35,7 @@ from webapp.models import (
     StripeTransfer,
     TransferStatus,
     TransferType,
+    WebhookEvent,
 )
 from webapp.services import attempts, transitions
 from webapp.services.clients import get_stripe
@@ -287,4 +288,44 @@ def test_two_payout_runs_and_two_failed_webhooks_make_one_new_payout(
         assert row.payout_id == payouts[-1]["id"] != made["id"]
         keys = [r["idempotency_key"] for r in stripe.requests("/v1/payouts", method="POST")]
         assert keys == ["mirakl-connector:payout:1:0", "mirakl-connector:payout:1:1"]
+        assert db.session.execute(select(func.count(Notification.id))).scalar_one() == 1
+
+
+def test_concurrent_deliveries_of_one_event_are_handled_once(make_app, mirakl, stripe):
+    """Defect found here: each delivery that arrived while the first was being handled saw the
+    inbox row still ``received`` and ran the handler again (four deliveries, four "failed at
+    the bank" and four "updated" answers). The inbox row is now locked while it is handled."""
+    deliveries = 4
+    app = make_app()
+    with app.app_context():
+        seller(stripe)
+        mirakl.add_invoices([make_invoice(1, subscription="0", other_credits="0")])
+        assert app.test_cli_runner().invoke(args=["connector", "process-payout"]).exit_code == 0
+        (made,) = stripe.objects("payouts")
+        event = stripe.fail_payout(made["id"], "account_closed", "The bank account is closed.")
+        body = json.dumps(event).encode()
+        headers = {"Stripe-Signature": sign_payload(body, "whsec_sellers")}
+        answers: list[tuple[int, str]] = []
+        together = threading.Barrier(deliveries)
+
+        def deliver() -> None:
+            with app.test_client() as client:
+                together.wait(timeout=30)
+                answer = client.post("/api/public/webhook/sellers", data=body, headers=headers)
+                answers.append((answer.status_code, answer.get_data(as_text=True)))
+
+        hooks = [threading.Thread(target=deliver) for _ in range(deliveries)]
+        for hook in hooks:
+            hook.start()
+        for hook in hooks:
+            hook.join(timeout=PROCESS_TIMEOUT)
+
+        assert sorted(answers) == [(200, "Event already processed.")] * (deliveries - 1) + [
+            (200, "Payout status updated to failed.")
+        ]
+        db.session.expire_all()
+        (inbox,) = db.session.execute(select(WebhookEvent)).scalars()
+        assert (inbox.stripe_event_id, inbox.status) == (event["id"], "processed")
+        row = db.session.execute(select(StripePayout)).scalar_one()
+        assert (row.status, row.attempt) == ("PAYOUT_FAILED", 1)
         assert db.session.execute(select(func.count(Notification.id))).scalar_one() == 1

@@ -23,7 +23,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 
 from webapp.clock import utcnow
 from webapp.extensions import db
@@ -39,6 +39,31 @@ class Claim:
     row: Any
     key: str
     is_recheck: bool
+
+
+RETRY_BACKOFF_CAP = timedelta(hours=24)  # longest wait before a failed row is retried again
+
+
+def retry_backoff(attempt: int) -> timedelta:
+    """Wait before automatically retrying a row whose attempt ``attempt - 1`` was refused:
+    ``RETRY_BACKOFF_BASE`` seconds (default 5 minutes), doubling, at most a day. Keeps a
+    row that keeps failing from being retried — and notified — every few minutes."""
+    base = current_app.config["RETRY_BACKOFF_BASE"]
+    return min(timedelta(seconds=base * 2 ** max(0, attempt - 1)), RETRY_BACKOFF_CAP)
+
+
+def is_due(model: type, failed: str) -> ColumnElement[bool]:
+    """SQL condition: the row is not a FAILED row still inside its retry backoff."""
+    return or_(
+        model.status != failed,
+        model.next_attempt_at.is_(None),
+        model.next_attempt_at <= utcnow(),
+    )
+
+
+def is_row_due(row: Any) -> bool:
+    """Python twin of ``is_due`` for a loaded row."""
+    return row.next_attempt_at is None or row.next_attempt_at <= utcnow()
 
 
 def recheck_after() -> timedelta:
@@ -85,9 +110,18 @@ def record_success(row: Any, status: str, *, actor: str, **fields: Any) -> bool:
 
 
 def record_refusal(row: Any, status: str, reason: str, *, actor: str, **fields: Any) -> bool:
-    """Stripe definitively refused: fail the row; the next attempt will use a new key."""
+    """Stripe definitively refused: fail the row; the next attempt will use a new key, and
+    automatic retries wait ``retry_backoff`` (an operator's retry does not)."""
+    attempt = row.attempt + 1
     won = transitions.transition(
-        row, status, reason, actor=actor, attempt=row.attempt + 1, attempted_at=None, **fields
+        row,
+        status,
+        reason,
+        actor=actor,
+        attempt=attempt,
+        attempted_at=None,
+        next_attempt_at=utcnow() + retry_backoff(attempt),
+        **fields,
     )
     db.session.commit()
     return won

@@ -30,7 +30,7 @@ from webapp.models import (
     TransferStatus,
     TransferType,
 )
-from webapp.services import checkpoints, transitions
+from webapp.services import attempts, checkpoints, transitions
 from webapp.services.clients import get_mirakl
 from webapp.services.mirakl_types import BadItem, Invoice, opt_date, opt_int
 from webapp.services.payouts import (
@@ -332,6 +332,8 @@ def _retriable_transfers(ids: Iterable[int] | None = None) -> list[StripeTransfe
     )
     if ids is not None:
         query = query.where(StripeTransfer.id.in_(list(ids)))
+    else:  # an automatic run leaves failed rows alone while their retry backoff runs
+        query = query.where(attempts.is_due(StripeTransfer, TransferStatus.FAILED.value))
     return list(db.session.execute(query.order_by(StripeTransfer.id)).scalars())
 
 
@@ -339,6 +341,8 @@ def _retriable_payouts(ids: Iterable[int] | None = None) -> list[StripePayout]:
     query = select(StripePayout).where(StripePayout.status.in_(RETRIABLE_PAYOUT))
     if ids is not None:
         query = query.where(StripePayout.id.in_(list(ids)))
+    else:
+        query = query.where(attempts.is_due(StripePayout, PayoutStatus.FAILED.value))
     return list(db.session.execute(query.order_by(StripePayout.id)).scalars())
 
 

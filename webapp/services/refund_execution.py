@@ -148,7 +148,14 @@ def validate_on_mirakl(row: StripeRefund) -> None:
         attempts.record_success(row, R.CREATED, actor=JOB_ACTOR, mirakl_validation_time=utcnow())
         log.info("refund %s: validated on Mirakl", row.mirakl_refund_id)
         return
-    transitions.transition(row, R.FAILED, error, actor=JOB_ACTOR, attempted_at=None)
+    transitions.transition(
+        row,
+        R.FAILED,
+        error,
+        actor=JOB_ACTOR,
+        attempted_at=None,
+        next_attempt_at=utcnow() + attempts.retry_backoff(row.attempt + 1),
+    )
     db.session.commit()
     log.warning("refund %s: Mirakl refused the validation: %s", row.mirakl_refund_id, error)
 

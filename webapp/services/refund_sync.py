@@ -24,10 +24,11 @@ from webapp.errors import (
 from webapp.extensions import db
 from webapp.models import (
     PaymentMapping,
+    RefundStatus,
     RefundType,
     StripeRefund,
 )
-from webapp.services import transitions
+from webapp.services import attempts, transitions
 from webapp.services.clients import get_mirakl, get_stripe
 from webapp.services.idempotency import idempotency_key
 from webapp.services.mirakl_types import BadItem, PendingRefund
@@ -91,7 +92,9 @@ def _sync_refunds(items: Iterable[PendingRefund | BadItem], refund_type: str) ->
 def _upsert_refund(item: PendingRefund, refund_type: str) -> tuple[StripeRefund, bool]:
     row = _find_refund(item.id)
     if row is not None:
-        if row.status not in RETRIABLE_REFUND:
+        if row.status not in RETRIABLE_REFUND or (
+            row.status == RefundStatus.FAILED.value and not attempts.is_row_due(row)
+        ):
             return row, False
         _apply_refund(row, evaluate_refund_row(row), SYNC_ACTOR)
         return row, True

@@ -28,6 +28,7 @@ from webapp.models import (
     RefundType,
     StripeRefund,
     StripeTransfer,
+    TransferStatus,
     TransferType,
 )
 from webapp.services import attempts, orders, transitions
@@ -115,6 +116,7 @@ def sync_reversal_backlog() -> dict[str, int]:
             .where(
                 StripeTransfer.type == TransferType.REFUND.value,
                 StripeTransfer.status.in_(RETRIABLE_TRANSFER),
+                attempts.is_due(StripeTransfer, TransferStatus.FAILED.value),
             )
             .order_by(StripeTransfer.id)
         ).scalars()

@@ -361,16 +361,17 @@ class StripeGateway:
             WebhookSignatureInvalid: missing or wrong signature, or too old.
             WebhookPayloadInvalid: the body is not a JSON object.
         """
-        if not signature or not secret:
+        # stripe-python's compare_digest raises TypeError on non-ASCII signatures.
+        if not signature or not secret or not signature.isascii():
             raise WebhookSignatureInvalid("Invalid signature.")
         try:
             stripe.WebhookSignature.verify_header(
                 payload.decode("utf-8"), signature, secret, WEBHOOK_TOLERANCE
             )
-        except stripe.SignatureVerificationError:
+        except (stripe.SignatureVerificationError, TypeError, ValueError) as exc:
+            if isinstance(exc, UnicodeDecodeError):
+                raise WebhookPayloadInvalid("Invalid payload.") from None
             raise WebhookSignatureInvalid("Invalid signature.") from None
-        except UnicodeDecodeError:
-            raise WebhookPayloadInvalid("Invalid payload.") from None
         return StripeGateway.parse_event(payload)
 
     @staticmethod

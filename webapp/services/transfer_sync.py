@@ -26,9 +26,10 @@ from webapp.models import (
     AccountMapping,
     PaymentMapping,
     StripeTransfer,
+    TransferStatus,
     TransferType,
 )
-from webapp.services import checkpoints, transitions
+from webapp.services import attempts, checkpoints, transitions
 from webapp.services.clients import get_mirakl, get_stripe
 from webapp.services.mirakl import TAX_SUFFIX, MiraklClient, strip_tax_suffix
 from webapp.services.mirakl_types import BadItem, ServiceDebit
@@ -381,7 +382,11 @@ def sync_backlog(transfer_type: TransferType | str) -> Counter[str]:
     rows = list(
         db.session.execute(
             select(StripeTransfer)
-            .where(StripeTransfer.type == kind.value, StripeTransfer.status.in_(RETRIABLE))
+            .where(
+                StripeTransfer.type == kind.value,
+                StripeTransfer.status.in_(RETRIABLE),
+                attempts.is_due(StripeTransfer, TransferStatus.FAILED.value),
+            )
             .order_by(StripeTransfer.id)
         ).scalars()
     )

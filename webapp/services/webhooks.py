@@ -142,13 +142,18 @@ def _store(endpoint: str, event: dict[str, Any], payload: bytes) -> WebhookEvent
     db.session.add(row)
     try:
         db.session.commit()
-        return row
     except IntegrityError:
         db.session.rollback()
+    # Locked until the handler's effect is committed: a concurrent delivery of the same event
+    # waits here, then finds it processed instead of running the handler a second time.
     existing = db.session.execute(
-        select(WebhookEvent).where(WebhookEvent.stripe_event_id == event["id"])
+        select(WebhookEvent)
+        .where(WebhookEvent.stripe_event_id == event["id"])
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).scalar_one()
     if existing.status in (WebhookEventStatus.PROCESSED, WebhookEventStatus.IGNORED):
+        db.session.rollback()
         return None
     return existing
 
