@@ -169,7 +169,9 @@ def main() -> int:
     folder = tempfile.mkdtemp(prefix="connector-bench-")
     db = args.database or f"sqlite:///{folder}/bench.db"
     try:
-        mirakl, stripe = MiraklControl(mirakl_url), StripeControl(stripe_handle.url)
+        # Reading back thousands of objects takes a while on a loaded machine.
+        mirakl = MiraklControl(mirakl_url, timeout=300)
+        stripe = StripeControl(stripe_handle.url, timeout=300)
         env = connector_env(args, mirakl_url, stripe_handle.url, db)
         print(f"seeding {args.orders} orders and charges…", flush=True)
         seed(args, mirakl, stripe, env)

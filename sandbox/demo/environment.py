@@ -32,6 +32,28 @@ from sandbox.demo.settings import (
     Ports,
 )
 
+DEMO_SETTINGS = {  # the same in every run; ports, paths and secrets are added per run
+    "APP_ENV": "dev",
+    "SCHEME": "http",
+    "STRIPE_CLIENT_SECRET": STRIPE_SECRET_KEY,
+    "MIRAKL_API_KEY": MIRAKL_API_KEY,
+    "STRIPE_SELLERS_WEBHOOK_SECRET": SELLERS_WEBHOOK_SECRET,
+    "STRIPE_OPERATOR_WEBHOOK_SECRET": OPERATOR_WEBHOOK_SECRET,
+    "ENABLE_SELLER_ONBOARDING": "true",
+    "ENABLE_PRODUCT_PAYMENT_SPLIT": "true",
+    "ENABLE_PRODUCT_PAYMENT_REFUND": "true",
+    "ENABLE_SERVICE_PAYMENT_SPLIT": "true",
+    "ENABLE_SERVICE_PAYMENT_REFUND": "true",
+    # Tax split needs a tax account mapped by hand (shop 0); the demo leaves it off.
+    "ENABLE_PAYMENT_TAX_SPLIT": "false",
+    "KYC_MIRAKL_SHOP_DISABLE_UPDATE": "true",
+    "MAILER_DSN": "smtp://null",
+    "PENDING_RECHECK_AFTER": "30",  # seconds
+    "MIRAKL_MAX_RETRIES": "2",
+    "STRIPE_MAX_NETWORK_RETRIES": "1",
+    "PYTHONUNBUFFERED": "1",
+}
+
 
 def connector_env(
     ports: Ports, redis_url: str, database_path: Path, operator_password: str
@@ -46,35 +68,17 @@ def connector_env(
     }
     env.update({setting.name: setting.default or "" for setting in SETTINGS})
     env.update({f"SCHEDULE_{job.upper().replace('-', '_')}": EVERY_MINUTE for job in JOBS})
+    env.update(DEMO_SETTINGS)
     env.update(
         {
-            "APP_ENV": "dev",
             "APP_SECRET": secrets.token_hex(16),
             "OPERATOR_PASSWORD": operator_password,
-            "SCHEME": "http",
             "BASE_HOST": f"127.0.0.1:{ports.web}",
             "DATABASE_URL": f"sqlite:///{database_path}",
             "REDIS_URL": redis_url,
-            "STRIPE_CLIENT_SECRET": STRIPE_SECRET_KEY,
             "STRIPE_API_BASE": f"http://127.0.0.1:{ports.stripe}",
             "MIRAKL_HOST_NAME": f"http://127.0.0.1:{ports.mirakl}",
-            "MIRAKL_API_KEY": MIRAKL_API_KEY,
-            "STRIPE_SELLERS_WEBHOOK_SECRET": SELLERS_WEBHOOK_SECRET,
-            "STRIPE_OPERATOR_WEBHOOK_SECRET": OPERATOR_WEBHOOK_SECRET,
-            "ENABLE_SELLER_ONBOARDING": "true",
-            "ENABLE_PRODUCT_PAYMENT_SPLIT": "true",
-            "ENABLE_PRODUCT_PAYMENT_REFUND": "true",
-            "ENABLE_SERVICE_PAYMENT_SPLIT": "true",
-            "ENABLE_SERVICE_PAYMENT_REFUND": "true",
-            # Tax split needs a tax account mapped by hand (shop 0); the demo leaves it off.
-            "ENABLE_PAYMENT_TAX_SPLIT": "false",
-            "KYC_MIRAKL_SHOP_DISABLE_UPDATE": "true",
-            "MAILER_DSN": "smtp://null",
             "OPERATOR_NOTIFICATION_URL": f"http://127.0.0.1:{ports.notifications}/notify",
-            "PENDING_RECHECK_AFTER": "30",
-            "MIRAKL_MAX_RETRIES": "2",
-            "STRIPE_MAX_NETWORK_RETRIES": "1",
-            "PYTHONUNBUFFERED": "1",
         }
     )
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))

@@ -1,14 +1,15 @@
 """Crash-test machinery: real worker processes killed with SIGKILL, recovery runs, counts.
 
 A trial runs a job in queued mode (money operations go to the RQ money queue, as under
-the scheduler), drains the queue with ``flask connector worker money --burst`` subprocesses
-killed at a seeded point (after the N-th Stripe POST the sandbox received, plus a small
-seeded delay), then runs the job again with ``PENDING_RECHECK_AFTER=0`` and a worker that
-is not killed until nothing is PENDING. The sandboxes then say what really happened.
+the scheduler) while real ``flask connector worker money`` subprocesses drain the queue and
+are killed at a seeded point (after the N-th money request the sandbox received, plus a
+small seeded delay), then runs the job again with ``PENDING_RECHECK_AFTER=0`` and a worker
+that is not killed until nothing is PENDING. The sandboxes then say what really happened.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import signal
@@ -23,6 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from redis import Redis
+from rq import Queue
+from rq.registry import StartedJobRegistry
 
 from sandbox.stripe.control import StripeControl
 from webapp.extensions import db
@@ -36,7 +40,7 @@ TRIALS = int(os.environ.get("CHAOS_TRIALS", "6"))
 FIRST_SEED = int(os.environ.get("CHAOS_SEED", "0"))
 RECOVERY_RUNS = 6  # bound on recovery runs before a PENDING row counts as lost
 POLL = 0.01  # seconds between looks at the Stripe request journal
-WORKER_TIMEOUT = 60  # seconds a burst worker may take before the trial fails
+WORKER_TIMEOUT = 60  # seconds a killed process may take to reach its kill point
 MONEY_PATHS = ("/v1/transfers", "/v1/refunds", "/v1/payouts")  # reversals: /v1/transfers/…
 PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV", "TMPDIR")
 
@@ -96,26 +100,47 @@ class Kill:
         return cls(posts=rng.randint(1, max(1, most)), delay=rng.choice([0, 0, 0.005, 0.02]))
 
 
-def kill_at(proc: subprocess.Popen, stripe: StripeControl, kill: Kill, start: int) -> bool:
-    """SIGKILL ``proc`` once the sandbox has seen ``kill.posts`` POSTs since ``start``.
+@functools.cache
+def _redis(url: str) -> Redis:
+    return Redis.from_url(url)
 
-    Returns whether it was killed before it exited by itself.
-    """
+
+def is_money_queue_idle(redis_url: str) -> bool:
+    """Nothing waiting in the money queue and nothing being worked on."""
+    queue = Queue(MONEY_QUEUE, connection=_redis(redis_url))
+    return queue.count == 0 and StartedJobRegistry(queue=queue).count == 0
+
+
+def kill_at(
+    proc: subprocess.Popen,
+    seen: Callable[[], int],
+    kill: Kill,
+    start: int | None = None,
+    is_idle: Callable[[], bool] = lambda: False,
+) -> bool:
+    """SIGKILL ``proc`` once ``seen()`` (e.g. money POSTs Stripe received) has grown by
+    ``kill.posts`` since ``start`` (default: now), after ``kill.delay`` s, or once it has
+    been idle for two looks in a row. Return whether it was killed mid-work."""
+    start = seen() if start is None else start
     deadline = time.monotonic() + WORKER_TIMEOUT
+    idle_looks = 0
     try:
         while proc.poll() is None:
+            idle_looks = idle_looks + 1 if is_idle() else 0
+            if idle_looks >= 2:
+                return False  # all done before the kill point: stop() kills an idle worker
             assert time.monotonic() < deadline, (
                 f"the connector process never reached {kill}: "
-                f"{stripe_posts(stripe) - start} money POSTs seen; its log:\n{log_tail(proc)}"
+                f"{seen() - start} requests seen; its log:\n{log_tail(proc)}"
             )
-            if stripe_posts(stripe) - start >= kill.posts:
+            if seen() - start >= kill.posts:
                 time.sleep(kill.delay)
                 if proc.poll() is not None:
                     return False
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
                 return True
-            time.sleep(POLL)
+            time.sleep(POLL if idle_looks == 0 else 0.05)
         return False
     finally:
         stop(proc)

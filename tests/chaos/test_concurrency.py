@@ -24,9 +24,12 @@ from sqlalchemy import func, select
 from sandbox.mirakl.demo import make_invoice, make_product_order
 from sandbox.stripe.events import sign_payload
 from webapp.extensions import db
+from webapp.jobs import get_job
 from webapp.jobs.money import run_money_job
 from webapp.jobs.queues import MONEY_QUEUE, get_queue
+from webapp.jobs.runner import run_job
 from webapp.jobs.scheduler import enqueue_run
+from webapp.jobs.worker import make_worker
 from webapp.models import (
     AccountMapping,
     JobRun,
@@ -122,8 +125,10 @@ def test_scheduler_run_now_and_cli_at_once_run_the_job_once(make_app, base_env, 
         for n in range(orders):
             charge = stripe.create_charge(amount=8472, currency="eur")["id"]
             mirakl.add_orders([make_product_order(f"C-{n}-A", transaction_number=charge)])
-        # Slow Mirakl answers keep each run busy for seconds, so the triggers overlap.
-        mirakl.set_faults(latency_ms=500)
+        # Slow answers keep each run busy for 5 s or more, so the triggers overlap even when
+        # one process starts seconds after the other.
+        mirakl.set_faults(latency_ms=1000)
+        stripe.set_faults(latency_ms=300, paths=["/v1/charges"], methods=["GET"])
         env = {**base_env, **SPLIT_ON}
 
         assert enqueue_run("process-transfer", "scheduler") is True
@@ -132,12 +137,15 @@ def test_scheduler_run_now_and_cli_at_once_run_the_job_once(make_app, base_env, 
         cli = connector(env, "process-transfer")
         run_now: list[bool] = []
         while worker.poll() is None or cli.poll() is None:
-            run_now.append(enqueue_run("process-transfer", "console"))
+            if not any(run_now):  # "run now" clicked until it is accepted once
+                run_now.append(enqueue_run("process-transfer", "console"))
             time.sleep(0.3)
+        stripe.clear_faults()
         worker_code, _, worker_err = finish(worker)
         cli_code, cli_out, cli_err = finish(cli)
         assert (worker_code, cli_code) == (0, 0), (worker_err, cli_err)
-        if any(run_now):  # queued after the scheduler's run ended: drain it too
+        if any(run_now):  # queued after the scheduler's run had ended: let it run too
+            mirakl.clear_faults()
             assert finish(connector(env, "worker", "jobs", "money", "--burst"))[0] == 0
 
         runs = job_runs("process-transfer")
@@ -190,7 +198,7 @@ def test_four_workers_drain_one_money_queue_exactly_once(
     workers really do execute the same row concurrently. With ``PENDING_RECHECK_AFTER=0`` a
     claimed row can be claimed again at once, so the idempotency key and the look-up alone
     must keep it single; with Stripe faults, unknown outcomes are settled by later sweeps."""
-    count = 40
+    count = 30
     overrides = {"PENDING_RECHECK_AFTER": recheck_after}
     app = make_app(**overrides)
     with app.app_context():
@@ -278,8 +286,10 @@ def test_two_payout_runs_and_two_failed_webhooks_make_one_new_payout(
         last = app.test_cli_runner().invoke(args=["connector", "process-payout"])
         assert last.exit_code == 0, last.output
 
-        assert sorted(status for status, _ in answers) == [200, 200]
-        assert "Payout status updated to failed." in {text for _, text in answers}
+        assert sorted(answers) == [
+            (200, "Event already processed."),
+            (200, "Payout status updated to failed."),
+        ]
         db.session.expire_all()
         row = db.session.execute(select(StripePayout)).scalar_one()
         payouts = stripe.objects("payouts")
@@ -329,3 +339,38 @@ def test_concurrent_deliveries_of_one_event_are_handled_once(make_app, mirakl, s
         row = db.session.execute(select(StripePayout)).scalar_one()
         assert (row.status, row.attempt) == ("PAYOUT_FAILED", 1)
         assert db.session.execute(select(func.count(Notification.id))).scalar_one() == 1
+
+
+def test_the_split_run_leaves_queued_invoice_transfers_to_their_payout_run(
+    make_app, mirakl, stripe
+):
+    """Defect found here: ``process-transfer`` swept every PENDING transfer row, so when it ran
+    while the workers had not yet taken the invoice transfers a payout run had queued, it sent
+    them itself, in id order: the seller's subscription fee before the credit that funds it,
+    which Stripe refused for insufficient funds (a FAILED row and an operator notification for
+    nothing). The split run now sends only order transfers."""
+    app = make_app(**SPLIT_ON, MONEY_JOB_CONCURRENCY="1")
+    with app.app_context():
+        acct = seller(stripe)
+        stripe.set_balance(acct, "eur", 0)  # only the credit can fund the fee
+        mirakl.add_invoices(
+            [make_invoice(1, amount_transferred="0", other_credits="56.78", other_invoices="0")]
+        )
+        payout_run, _ = run_job("process-payout", get_job("process-payout").run, inline=False)
+        assert payout_run.outcome == "succeeded"
+        assert get_queue(MONEY_QUEUE).count == 2  # the fee and the credit; no payout (0)
+
+        split = app.test_cli_runner().invoke(args=["connector", "process-transfer"])
+        make_worker((MONEY_QUEUE,)).work(burst=True)
+
+        assert split.exit_code == 0, split.output
+        assert "transfers: nothing to do" in split.output
+        db.session.expire_all()
+        rows = db.session.execute(select(StripeTransfer).order_by(StripeTransfer.id)).scalars()
+        assert [(r.type, r.status, r.attempt) for r in rows] == [
+            ("TRANSFER_SUBSCRIPTION", "TRANSFER_CREATED", 0),
+            ("TRANSFER_EXTRA_INVOICES", "TRANSFER_ABORTED", 0),  # nothing to collect
+            ("TRANSFER_EXTRA_CREDITS", "TRANSFER_CREATED", 0),
+        ]
+        assert [r["status"] for r in stripe.requests("/v1/transfers", method="POST")] == [200, 200]
+        assert db.session.execute(select(func.count(Notification.id))).scalar_one() == 0

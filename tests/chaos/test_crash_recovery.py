@@ -15,10 +15,12 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import pytest
 from flask import Flask
+from rq.job import Job, JobStatus
 from sqlalchemy import func, select
 
 from sandbox.mirakl.control import MiraklControl
@@ -27,6 +29,8 @@ from sandbox.stripe.control import StripeControl
 from tests.chaos import harness
 from webapp.extensions import db
 from webapp.jobs import get_job
+from webapp.jobs.money import job_id
+from webapp.jobs.queues import MONEY_QUEUE, get_queue
 from webapp.jobs.runner import run_job
 from webapp.models import (
     AccountMapping,
@@ -84,11 +88,13 @@ def run_trial(
     *,
     seed: int,
     most_posts: int,
+    kill_on: Callable[[], int] | None = None,
 ) -> tuple[Any, Flask, harness.Recovery]:
     """Seed, run ``job`` queued while real workers are killed, then recover.
 
     The first worker (not in burst mode, so it starts while the data is seeded) is killed
-    after ``1..most_posts`` money POSTs; a second one, in burst mode, sometimes too.
+    after ``1..most_posts`` money POSTs (or calls counted by ``kill_on``); a second one, in
+    burst mode, sometimes too.
     """
     trial = Trial.draw(seed, most_posts)
     app = make_app(**flags)
@@ -97,18 +103,19 @@ def run_trial(
     try:
         with app.app_context():
             data = seed_data()
-        start = harness.stripe_posts(stripe)
+        seen = kill_on or (lambda: harness.stripe_posts(stripe))
+        start = seen()
         if trial.lost_answers:
             stripe.set_faults(
                 after_rate=0.3, seed=seed, paths=list(harness.MONEY_PATHS), methods=["POST"]
             )
         with app.app_context():
             harness.run_queued(job)
-        harness.kill_at(worker, stripe, trial.kills[0], start)
+        idle = partial(harness.is_money_queue_idle, base_env["REDIS_URL"])
+        harness.kill_at(worker, seen, trial.kills[0], start, is_idle=idle)
         for kill in trial.kills[1:]:
-            start = harness.stripe_posts(stripe)
             burst = harness.start_connector(env, "worker", "money", "--burst")
-            harness.kill_at(burst, stripe, kill, start)
+            harness.kill_at(burst, seen, kill)
     finally:
         harness.stop(worker)
     stripe.clear_faults()
@@ -199,16 +206,19 @@ def test_split_pays_each_order_once_when_workers_die(make_app, base_env, mirakl,
 
 
 def test_a_killed_split_run_is_rerun_to_exactly_once(make_app, base_env, mirakl, stripe):
-    """The job run itself (CLI, money jobs inline) dies mid-way; the next run finishes it."""
+    """The job run itself (CLI, money jobs inline) dies mid-way, three times, while Stripe
+    loses some answers; the next run finishes the work exactly once."""
     flags = {**SPLIT_FLAGS, "JOB_LEASE_TTL": "1"}
     app = make_app(**flags)
     with app.app_context():
         charges = seed_orders(mirakl, stripe)
+    stripe.set_faults(after_rate=0.3, seed=7, paths=list(harness.MONEY_PATHS), methods=["POST"])
     for seed in harness.seeds()[:3]:
         rng = random.Random(seed)
-        start = harness.stripe_posts(stripe)
         cli = harness.start_connector({**base_env, **flags}, "process-transfer")
-        harness.kill_at(cli, stripe, harness.Kill.draw(rng, ORDERS - 1), start)  # mid-run
+        kill = harness.Kill.draw(rng, ORDERS - 1)  # mid-run
+        harness.kill_at(cli, lambda: harness.stripe_posts(stripe), kill)
+    stripe.clear_faults()
     recovery_app = make_app(**flags, PENDING_RECHECK_AFTER="0")
     with recovery_app.app_context():
         cli_runs = db.session.execute(select(func.count()).select_from(JobRun)).scalar_one()
@@ -336,6 +346,8 @@ def test_refunds_refund_and_reverse_once_when_workers_die(make_app, base_env, mi
         refunds_settled,
         seed=seed,
         most_posts=REFUNDS,
+        # Odd seeds kill right after Mirakl accepted a PA02, before the row is CREATED.
+        kill_on=(lambda: len(mirakl.requests(path=PA02, method="PUT"))) if seed % 2 else None,
     )
 
     with app.app_context():
@@ -410,3 +422,37 @@ def test_payouts_pay_each_invoice_once_when_workers_die(make_app, base_env, mira
     with app.app_context():
         assert payouts_settled(), recovery
         assert_payouts_exactly_once(stripe, invoices)
+
+
+# ---------------------------------------------------------------- leftovers of dead workers
+
+
+def leave_as_dead_worker(job_id: str, state: str) -> None:
+    """Leave the queued money job as a worker SIGKILLed at that moment leaves it in Redis."""
+    queue = get_queue(MONEY_QUEUE)
+    job = Job.fetch(job_id, connection=queue.connection)
+    # RQ 3 workers take a job with BLMOVE into the intermediate queue, then mark it started.
+    queue.connection.lmove(queue.key, queue.intermediate_queue_key, "LEFT", "RIGHT")
+    if state == "started":
+        job.set_status(JobStatus.STARTED)
+    elif state == "failed":
+        job.set_status(JobStatus.FAILED)
+
+
+@pytest.mark.parametrize("state", ["taken from the queue", "started", "failed"])
+def test_a_job_left_by_a_dead_worker_does_not_block_its_row(make_app, mirakl, stripe, state):
+    app = make_app(**SPLIT_FLAGS, PENDING_RECHECK_AFTER="0")
+    with app.app_context():
+        charges = seed_orders(mirakl, stripe)
+        harness.run_queued("process-transfer")
+        [first, *_] = db.session.execute(select(StripeTransfer.id)).scalars()
+        leave_as_dead_worker(job_id("transfer", first), state)
+        harness.drain_money_queue()  # the other orders are paid; the first one's job is lost
+        assert count_rows(StripeTransfer, TransferStatus.PENDING.value) == 1
+
+        run = harness.run_queued("process-transfer")  # the sweep finds the row again
+
+        assert "transfers: 1 dispatched, 1 queued" in run.summary
+        harness.drain_money_queue()
+        assert split_settled()
+        assert_split_exactly_once(stripe, charges)

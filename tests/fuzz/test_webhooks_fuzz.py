@@ -185,7 +185,7 @@ def charge_object(captured: bool = False) -> dict[str, Any]:
         "captured": captured,
         "refunded": False,
         "payment_intent": None,
-        "metadata": {"mirakl_order_id": "O-1"},
+        "metadata": {"mirakl_commercial_order_id": "O-1"},
     }
 
 
@@ -261,4 +261,52 @@ def test_regression_malformed_signature_is_a_400(client, path, signature):
     body = json.dumps(make_event("charge.succeeded", charge_object())).encode()
     response = client.post(path, data=body, headers={"Stripe-Signature": signature})
     assert (response.status_code, response.get_data(as_text=True)) == (400, "Invalid signature.")
+    assert inbox_count() == 0
+
+
+OBJECT_REGRESSIONS = [
+    # each answered 500 ("will be processed on redelivery"): Stripe redelivers it for days
+    ("payout.failed", {"id": {"nested": 1}}, 400),
+    ("payout.failed", {"id": True}, 400),
+    ("payout.failed", {"id": "po_\x00"}, 400),
+    ("charge.succeeded", {"id": "ch_" + "x" * 300}, 400),
+    ("charge.succeeded", {"metadata": {"mirakl_commercial_order_id": "O" * 300}}, 400),
+    ("account.updated", {"id": "acct_\x00"}, 200),
+    # stored as-is, they could not fit their columns
+    ("charge.succeeded", {"currency": "euro"}, 200),
+    ("charge.succeeded", {"amount": 2**40}, 200),
+]
+
+
+@pytest.mark.parametrize(("event_type", "fields", "status"), OBJECT_REGRESSIONS)
+def test_regression_malformed_objects_are_answered_cleanly(
+    client, world, event_type, fields, status
+):
+    obj = {**world["objects"][event_type], **fields}
+    account = world["account"] if event_type != "charge.succeeded" else None
+    event, response = post_event(client, event_type, obj, account)
+    assert response.status_code == status, response.get_data(as_text=True)
+    if status == 400:
+        assert "Invalid payload" in response.get_data(as_text=True) or "not a Mirakl order id" in (
+            response.get_data(as_text=True)
+        )
+    check_inbox_consistent()
+    check_records()
+
+
+@pytest.mark.parametrize(
+    "event_id",
+    ["evt_" + "1" * 300, "evt_\x00", "evt_é", ""],
+    ids=["long", "nul", "accent", "empty"],
+)
+def test_regression_event_ids_that_cannot_be_stored_are_a_400(client, event_id):
+    event = make_event("charge.succeeded", charge_object(), event_id=event_id or None)
+    event["id"] = event_id
+    body = json.dumps(event).encode()
+    response = client.post(
+        "/api/public/webhook/operator",
+        data=body,
+        headers={"Stripe-Signature": sign_payload(body, "whsec_operator")},
+    )
+    assert (response.status_code, response.get_data(as_text=True)) == (400, "Invalid payload.")
     assert inbox_count() == 0

@@ -31,7 +31,6 @@ EXECUTORS: dict[str, str] = {
     "capture": "webapp.services.capture_execution.execute_capture",
 }
 FAILED_JOB_TTL = 300  # seconds an RQ failure record is kept
-WAITING = {JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED}  # truly still to run
 
 
 def get_executor(operation: str) -> Callable[[int], None]:
@@ -57,21 +56,41 @@ def dispatch(operation: str, ids: Sequence[int], *, inline: bool) -> int:
     if inline:
         return _run_inline(operation, ids)
     queue = get_queue(MONEY_QUEUE)
+    waiting = _Waiting(queue)
     queued = 0
     for row_id in ids:
-        if _enqueue(queue, operation, row_id):
+        if _enqueue(queue, operation, row_id, waiting):
             queued += 1
         else:
             log.info("%s %s: already queued", operation, row_id)
     return queued
 
 
-def _enqueue(queue: Queue, operation: str, row_id: int) -> bool:
+class _Waiting:
+    """Ids of the jobs really in the queue, read once, on the first duplicate."""
+
+    def __init__(self, queue: Queue) -> None:
+        self.queue = queue
+        self.ids: set[str] | None = None
+
+    def __contains__(self, job: Job) -> bool:
+        status = job.get_status(refresh=False)
+        if status in (JobStatus.DEFERRED, JobStatus.SCHEDULED):
+            return True
+        if status != JobStatus.QUEUED:
+            return False
+        if self.ids is None:
+            self.ids = set(self.queue.get_job_ids())
+        return job.id in self.ids
+
+
+def _enqueue(queue: Queue, operation: str, row_id: int, waiting: _Waiting) -> bool:
     """Enqueue the row's money job; False when it is already waiting in the queue.
 
     The ids given have no live claim (new, retried, or found lost by the sweep), so a job
-    of the same id that is not waiting is a leftover: a worker killed mid-job leaves it
-    STARTED (RQ notices only after minutes), a failed one blocks for ``FAILED_JOB_TTL``.
+    of the same id that is not waiting is a leftover of a dead worker: killed mid-job it
+    stays STARTED (RQ notices only after minutes), killed just after taking it from the
+    queue it stays QUEUED outside the queue; a failed one blocks for ``FAILED_JOB_TTL``.
     It is replaced; a duplicate run is harmless, the row's claim decides who acts.
     """
     for _ in range(2):
@@ -91,10 +110,9 @@ def _enqueue(queue: Queue, operation: str, row_id: int) -> bool:
             leftover = Job.fetch(job_id(operation, row_id), connection=queue.connection)
         except NoSuchJobError:
             continue  # it went away between the two calls: enqueue again
-        status = leftover.get_status(refresh=False)
-        if status in WAITING:
+        if leftover in waiting:
             return False
-        log.info("%s %s: replacing a leftover job (%s)", operation, row_id, status)
+        log.info("%s %s: replacing a leftover job (%s)", operation, row_id, leftover.get_status())
         leftover.delete()
     return False
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask import current_app
 
 from webapp.jobs.runner import JobContext
-from webapp.models import StripeTransfer, TransferStatus, TransferType
+from webapp.models import StripeTransfer, TransferType
 from webapp.services import attempts
 from webapp.services import transfer_sync as transfers
 
@@ -35,7 +35,7 @@ def run(ctx: JobContext) -> None:
         ctx.report(f"new {label} orders", SYNC_NEW[label]())
     if not enabled:
         return
-    ids = attempts.find_dispatchable(StripeTransfer, TransferStatus.PENDING.value)
+    ids = transfers.find_dispatchable_transfers()  # order transfers only
     attempts.mark_queued(StripeTransfer, ids)
     sent = ctx.dispatch("transfer", ids)
     outcome = transfers.count_statuses(ids) if ctx.inline else {"queued": sent}

@@ -34,7 +34,7 @@ from webapp.services.onboarding_links import (
     find_mapping_by_account,
 )
 from webapp.services.transitions import truncate_reason
-from webapp.services.webhooks import WebhookAnswer, event_object
+from webapp.services.webhooks import WebhookAnswer, event_object, is_stripe_id
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def handle_account_updated(event: dict[str, Any]) -> WebhookAnswer:
     """Mirror the account as Stripe returns it now; Mirakl is told after the commit."""
     obj = event_object(event)
     account_id = obj.get("id") or event.get("account")
-    mapping = find_mapping_by_account(account_id) if isinstance(account_id, str) else None
+    mapping = find_mapping_by_account(account_id) if is_stripe_id(account_id) else None
     if mapping is None:
         return WebhookAnswer(200, IGNORING_UNKNOWN, ignored=True)
     account = get_stripe().retrieve_account(account_id)  # not the payload: it may be stale

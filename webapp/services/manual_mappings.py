@@ -24,6 +24,9 @@ from webapp.services.onboarding_links import (
     find_mapping_by_account,
     find_mapping_by_shop,
 )
+from webapp.services.webhooks import is_stripe_id
+
+NO_SUCH_ACCOUNT = "Cannot find the Stripe account corresponding to this stripe Id"
 
 
 def create_manual_mapping(mirakl_shop_id: Any, stripe_account_id: Any) -> AccountMapping:
@@ -44,14 +47,14 @@ def create_manual_mapping(mirakl_shop_id: Any, stripe_account_id: Any) -> Accoun
     shops = [s for s in get_mirakl().list_shops(shop_ids=[mirakl_shop_id]) if isinstance(s, Shop)]
     if len(shops) != 1 or shops[0].id != mirakl_shop_id:
         raise MappingRejected("Invalid Mirakl Shop ID", http_status=400)
+    if not is_stripe_id(stripe_account_id):  # NUL or 300 characters: no such account
+        raise MappingRejected(NO_SUCH_ACCOUNT, http_status=400)
     if find_mapping_by_shop(mirakl_shop_id) or find_mapping_by_account(stripe_account_id):
         raise MappingRejected(ALREADY_MAPPED, http_status=409)
     try:
         account = get_stripe().retrieve_account(stripe_account_id)
     except StripeRefused:
-        raise MappingRejected(
-            "Cannot find the Stripe account corresponding to this stripe Id", http_status=400
-        ) from None
+        raise MappingRejected(NO_SUCH_ACCOUNT, http_status=400) from None
     mapping = AccountMapping(
         mirakl_shop_id=mirakl_shop_id,
         stripe_account_id=account["id"],

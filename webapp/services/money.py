@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
+MAX_AMOUNT = 2**31 - 1  # minor units: amounts are stored in Integer columns
+
+
 # Stripe's zero-decimal currencies: the amount is already in the smallest unit.
 ZERO_DECIMAL_CURRENCIES = frozenset(
     {

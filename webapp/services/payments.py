@@ -24,7 +24,7 @@ from webapp.extensions import db
 from webapp.models import PaymentMapping, PaymentMappingStatus
 from webapp.services import transitions
 from webapp.services.clients import get_stripe
-from webapp.services.webhooks import WebhookAnswer, event_object
+from webapp.services.webhooks import WebhookAnswer, event_object, event_object_id
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,8 @@ NO_COMMERCIAL_ID = "Ignoring event with no Mirakl Commercial Order ID."
 MAPPING_CREATED = "Payment mapping created."
 MAPPING_UPDATED = "Payment mapping updated."
 UPDATE_TRIES = 3  # compare-and-set retries when two deliveries race on one mapping
+MAX_COMMERCIAL_ID_LENGTH = 255  # characters of PaymentMapping.mirakl_commercial_order_id
+MAX_AMOUNT = 2**31 - 1  # minor units an Integer column holds
 
 # What a payment can be, seen from Stripe (``payment_state``).
 CAPTURABLE = "capturable"  # authorised, waiting for capture
@@ -116,7 +118,10 @@ def read_commercial_id(metadata: Any, key: str, where: str) -> str | None:
     value = metadata[key]
     if value is None or str(value).strip() == "":
         raise WebhookPayloadInvalid(f"{key} is empty in {where}.", http_status=400)
-    return str(value).strip()
+    text = str(value).strip()
+    if len(text) > MAX_COMMERCIAL_ID_LENGTH or "\x00" in text:
+        raise WebhookPayloadInvalid(f"{key} is not a Mirakl order id in {where}.", http_status=400)
+    return text
 
 
 # ---------------------------------------------------------------- webhook
@@ -141,9 +146,7 @@ def find_commercial_order_id(charge: Mapping[str, Any], key: str) -> str | None:
 def handle_charge_event(event: dict[str, Any]) -> WebhookAnswer:
     """``charge.succeeded`` / ``charge.updated``: create or update the charge's payment mapping."""
     charge = event_object(event)
-    charge_id = charge.get("id")
-    if not isinstance(charge_id, str) or not charge_id:
-        raise WebhookPayloadInvalid("Invalid payload.", http_status=400)
+    charge_id = event_object_id(charge)
     key = current_app.config["PAYMENT_METADATA_COMMERCIAL_ORDER_ID"]
     commercial_id = find_commercial_order_id(charge, key)
     if commercial_id is None:
@@ -167,12 +170,13 @@ def _create_mapping(charge: Mapping[str, Any], commercial_id: str, status: M) ->
     """Insert the mapping; False when the charge already has one (maybe a racing delivery)."""
     if find_mapping(charge["id"]) is not None:
         return False
-    amount = charge.get("amount")
+    amount, currency = charge.get("amount"), str(charge.get("currency") or "").lower()
     row = PaymentMapping(
         stripe_charge_id=charge["id"],
         mirakl_commercial_order_id=commercial_id,
-        stripe_amount=int(amount) if isinstance(amount, int) else None,
-        currency=str(charge.get("currency") or "").lower() or None,
+        # Implausible values are not stored: the capture reads the charge from Stripe.
+        stripe_amount=amount if isinstance(amount, int) and 0 <= amount <= MAX_AMOUNT else None,
+        currency=currency if len(currency) == 3 and currency.isascii() else None,
     )
     try:
         with db.session.begin_nested():

@@ -38,7 +38,7 @@ from webapp.services.payouts import (
     WEBHOOK_ACTOR,
     payout_failure_reason,
 )
-from webapp.services.webhooks import WebhookAnswer, event_object
+from webapp.services.webhooks import WebhookAnswer, event_object, event_object_id
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ def handle_payout_failed(event: dict[str, Any]) -> WebhookAnswer:
     attempt grows, so the next run pays the invoice again with a new idempotency key."""
     payout = event_object(event)
     row = db.session.execute(
-        select(StripePayout).where(StripePayout.payout_id == payout.get("id"))
+        select(StripePayout).where(StripePayout.payout_id == event_object_id(payout))
     ).scalar_one_or_none()
     if row is None:
         return WebhookAnswer(200, "Ignoring payout.failed event for unknown payout.", ignored=True)

@@ -30,7 +30,7 @@ from webapp.models import (
     TransferType,
 )
 from webapp.services.mirakl_types import Invoice, parse_date
-from webapp.services.money import to_minor
+from webapp.services.money import MAX_AMOUNT, to_minor
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ REASON_NO_SHOP = "No shop ID provided"
 REASON_NO_ACCOUNT = "Cannot find Stripe account for shop ID %s"
 REASON_PAYOUTS_DISABLED = "Payouts are disabled shop ID %s"
 REASON_AMOUNT = "Amount must be positive, input was: %d"
+REASON_TOO_LARGE = "Amount is too large, input was: %d"  # ours: the amount is not stored
 REASON_NOT_RETURNED = "Invoice %s is no longer returned by Mirakl (IV01)"
 REASON_UNREADABLE = "Invoice %s could not be read from Mirakl: %s"
 
@@ -63,7 +64,7 @@ class Decision:
     """What a row should become: status, amount in minor units, and why."""
 
     status: str
-    amount: int
+    amount: int | None
     reason: str | None = None
 
 
@@ -94,8 +95,13 @@ def evaluate_invoice_transfer(
     3. the shop has no connected account → ON_HOLD ``Cannot find Stripe account for shop ID X``;
     4. amount 0 → ABORTED ``Amount must be positive, input was: 0``;
     5. otherwise PENDING.
+
+    First of all (ours), an amount above ``MAX_AMOUNT`` (garbage from Mirakl) → ON_HOLD
+    ``Amount is too large, input was: N``, the amount not stored.
     """
     amount = abs(to_minor(value, currency))
+    if amount > MAX_AMOUNT:
+        return Decision(TransferStatus.ON_HOLD.value, None, REASON_TOO_LARGE % amount)
     if transfer_id:
         return Decision(TransferStatus.CREATED.value, amount)
     if not shop_id:
@@ -126,8 +132,13 @@ def evaluate_payout(
     4. the shop has no connected account → ON_HOLD ``Cannot find Stripe account for shop ID X``;
     5. payouts disabled on the account → ON_HOLD ``Payouts are disabled shop ID X``;
     6. otherwise PENDING.
+
+    First of all (ours), an amount above ``MAX_AMOUNT`` (garbage from Mirakl) → ON_HOLD
+    ``Amount is too large, input was: N``, the amount not stored.
     """
     amount = to_minor(amount_transferred, currency)
+    if abs(amount) > MAX_AMOUNT:
+        return Decision(PayoutStatus.ON_HOLD.value, None, REASON_TOO_LARGE % amount)
     if payout_id and status not in RETRIABLE_PAYOUT:
         return Decision(PayoutStatus.CREATED.value, amount)
     if amount <= 0:

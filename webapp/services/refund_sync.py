@@ -31,8 +31,8 @@ from webapp.models import (
 from webapp.services import attempts, transitions
 from webapp.services.clients import get_mirakl, get_stripe
 from webapp.services.idempotency import idempotency_key
-from webapp.services.mirakl_types import BadItem, PendingRefund
-from webapp.services.money import to_minor
+from webapp.services.mirakl_types import BadItem, PendingRefund, guess_id
+from webapp.services.money import MAX_AMOUNT, to_minor
 from webapp.services.refund_execution import find_own_refund
 from webapp.services.refunds import (
     CANCEL_OPERATION,
@@ -52,6 +52,10 @@ from webapp.services.reversal_sync import (
 )
 
 log = logging.getLogger(__name__)
+
+# Ours: the reference drops unreadable refunds silently, or crashes on huge amounts.
+REFUND_UNREADABLE = "Refund %s could not be read from Mirakl: %s"
+AMOUNT_TOO_LARGE = "Amount is too large, input was: %d"
 
 
 def sync_product_refunds() -> dict[str, int]:
@@ -73,6 +77,12 @@ def _sync_refunds(items: Iterable[PendingRefund | BadItem], refund_type: str) ->
         if isinstance(item, BadItem):
             counts["unreadable"] += 1
             log.warning("%s item %s: unreadable: %s", item.code, item.mirakl_id, item.reason)
+            try:
+                _record_unreadable(item, refund_type)
+            except Exception:  # noqa: BLE001 - per-item boundary: one refund never stops the run
+                db.session.rollback()
+                log.exception("%s item %s: could not be recorded", item.code, item.mirakl_id)
+                counts["errors"] += 1
             continue
         try:
             row, touched = _upsert_refund(item, refund_type)
@@ -89,34 +99,93 @@ def _sync_refunds(items: Iterable[PendingRefund | BadItem], refund_type: str) ->
     return dict(counts)
 
 
+def _item_amount(item: PendingRefund) -> tuple[int | None, str | None]:
+    """The refund's amount in minor units, or why it cannot be stored (too large)."""
+    try:
+        amount = to_minor(item.amount, item.currency)
+    except ValueError:
+        return None, None
+    if abs(amount) > MAX_AMOUNT:
+        return None, AMOUNT_TOO_LARGE % amount
+    return amount, None
+
+
+def _item_facts(item: PendingRefund, amount: int | None) -> dict[str, Any]:
+    return {
+        "currency": item.currency,
+        "amount": amount,
+        "mirakl_commercial_order_id": item.commercial_id or None,
+        "mirakl_order_id": item.order_id,
+        "mirakl_order_line_id": item.order_line_id,
+        "mirakl_shop_id": item.shop_id,
+    }
+
+
 def _upsert_refund(item: PendingRefund, refund_type: str) -> tuple[StripeRefund, bool]:
+    amount, problem = _item_amount(item)
     row = _find_refund(item.id)
     if row is not None:
         if row.status not in RETRIABLE_REFUND or (
             row.status == RefundStatus.FAILED.value and not attempts.is_row_due(row)
         ):
             return row, False
+        if problem:
+            transitions.transition(row, R.ON_HOLD, problem, actor=SYNC_ACTOR)
+            return row, True
+        # A row first recorded unreadable gets the facts Mirakl now sends.
+        for key, value in _item_facts(item, amount).items():
+            if getattr(row, key) is None and value is not None:
+                setattr(row, key, value)
         _apply_refund(row, evaluate_refund_row(row), SYNC_ACTOR)
         return row, True
-    row = StripeRefund(
-        type=refund_type,
-        currency=item.currency,
-        mirakl_refund_id=item.id,
-        mirakl_commercial_order_id=item.commercial_id or None,
-        mirakl_order_id=item.order_id,
-        mirakl_order_line_id=item.order_line_id,
-        mirakl_shop_id=item.shop_id,
-    )
-    try:
-        row.amount = to_minor(item.amount, item.currency)
-    except ValueError:
-        row.amount = None
+    row = StripeRefund(type=refund_type, mirakl_refund_id=item.id, **_item_facts(item, amount))
+    if problem:
+        transitions.create(row, R.ON_HOLD, problem, actor=SYNC_ACTOR)
+        return row, True
     decision = evaluate_refund_row(row)
     if decision.charge_id:
         row.transaction_id = decision.charge_id
     transitions.create(row, decision.status, decision.reason, actor=SYNC_ACTOR)
     log.info("refund %s (order %s): %s (%s)", item.id, item.order_id, row.status, row.status_reason)
     return row, True
+
+
+def _record_unreadable(item: BadItem, refund_type: str) -> None:
+    """Refunds Mirakl sent malformed go ON_HOLD with the reason, so the operator sees them
+    and the next run reads them again (a row already settled is left alone)."""
+    for refund_id, order_id in _unreadable_refund_ids(item):
+        reason = REFUND_UNREADABLE % (refund_id, item.reason)
+        row = _find_refund(refund_id)
+        if row is None:
+            row = StripeRefund(
+                type=refund_type, mirakl_refund_id=refund_id, mirakl_order_id=order_id
+            )
+            transitions.create(row, R.ON_HOLD, reason, actor=SYNC_ACTOR)
+        elif row.status in RETRIABLE_REFUND:
+            transitions.transition(row, R.ON_HOLD, reason, actor=SYNC_ACTOR)
+    db.session.commit()
+
+
+def _unreadable_refund_ids(item: BadItem) -> list[tuple[str, str | None]]:
+    """(refund id, order id) of a malformed SPA12 refund, or of every refund entry that can
+    be made out in a malformed PA12 order."""
+    raw = item.raw
+    if item.code != "PA12":
+        return [(item.mirakl_id, guess_id(raw, "order_id"))] if item.mirakl_id else []
+    found: list[tuple[str, str | None]] = []
+    lines = raw.get("order_lines") if isinstance(raw, Mapping) else None
+    for line in _entries(lines.get("order_line") if isinstance(lines, Mapping) else None):
+        refunds = line.get("refunds")
+        for entry in _entries(refunds.get("refund") if isinstance(refunds, Mapping) else None):
+            refund_id = guess_id(entry, "id")
+            if refund_id and all(refund_id != known for known, _ in found):
+                found.append((refund_id, item.mirakl_id))
+    return found
+
+
+def _entries(value: Any) -> list[Mapping[str, Any]]:
+    items = value if isinstance(value, list) else [value]
+    return [i for i in items if isinstance(i, Mapping)]
 
 
 def evaluate_refund_row(row: StripeRefund) -> Decision:

@@ -3,8 +3,8 @@
 Gathers facts through the Mirakl client and the Stripe gateway, evaluates them with
 ``transfers.evaluate_order_transfer``, writes rows through ``transitions`` and leaves the Stripe
 transfers themselves to ``transfer_execution``. Public: ``sync_product_orders``,
-``sync_service_orders``, ``sync_backlog``, ``retry_transfers``, ``count_statuses``,
-``fetch_payment``.
+``sync_service_orders``, ``sync_backlog``, ``retry_transfers``, ``find_dispatchable_transfers``,
+``count_statuses``, ``fetch_payment``.
 """
 
 from __future__ import annotations
@@ -425,6 +425,20 @@ def retry_transfers(ids: Sequence[int], *, actor: str) -> list[int]:
             .order_by(StripeTransfer.id)
         ).scalars()
     )
+
+
+def find_dispatchable_transfers() -> list[int]:
+    """PENDING order transfers to send now: never started, lost with their job, or to recheck.
+
+    Order transfers only: invoice transfers and refund reversals belong to their own runs
+    (``process-payout`` sends credits before the fees they fund; ``process-refund``).
+    """
+    ids = attempts.find_dispatchable(StripeTransfer, T.PENDING.value)
+    types = [t.value for t in ORDER_TRANSFER_TYPES]
+    query = select(StripeTransfer.id).where(
+        StripeTransfer.id.in_(ids), StripeTransfer.type.in_(types)
+    )
+    return list(db.session.execute(query.order_by(StripeTransfer.id)).scalars())
 
 
 def count_statuses(ids: Sequence[int]) -> dict[str, int]:

@@ -21,7 +21,7 @@ from webapp.models import (
 )
 from webapp.services import orders
 from webapp.services.mirakl_types import ProductOrder, ServiceDebit, ServiceOrder
-from webapp.services.money import to_minor
+from webapp.services.money import MAX_AMOUNT, to_minor
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ PAYMENT_NOT_READY = "Payment %s is not ready yet, status is %s"
 ACCOUNT_NOT_FOUND = "Cannot find Stripe account for ID %s"
 ORDER_ABORTED = "Order cannot be processed, status is %s"
 INVALID_AMOUNT = "Amount must be positive, input was: %d"
+AMOUNT_TOO_LARGE = "Amount is too large, input was: %d"  # ours: the reference overflows
 PAYMENT_FAILED = "Payment %s failed"
 PAYMENT_CANCELED = "Payment %s has been canceled"
 NO_SHOP_ID = "No shop ID provided"
@@ -237,7 +238,8 @@ def evaluate_order_transfer(
        failed → ABORTED ``Payment %s failed``, other → ON_HOLD; charge currency differs from
        the order's → ON_HOLD (ours). Any other id, or none → no source transaction.
     8. Amount (minor units, zero-decimal aware) ≤ 0 → ABORTED ``Amount must be positive,
-       input was: %d``.
+       input was: %d``; above ``MAX_AMOUNT`` (garbage from Mirakl) → ON_HOLD ``Amount is
+       too large, input was: %d`` (ours), amount not stored.
     9. Otherwise PENDING with amount, currency and source transaction; reason cleared.
     """
     currency = order.currency
@@ -280,6 +282,8 @@ def evaluate_order_transfer(
     amount = transfer_amount(order, is_tax=is_tax, tax_split=tax.enabled)  # 8
     if amount <= 0:
         return Decision(T.ABORTED, INVALID_AMOUNT % amount, amount=amount, currency=currency)
+    if amount > MAX_AMOUNT:
+        return held(AMOUNT_TOO_LARGE % amount)
     return Decision(T.PENDING, None, amount=amount, currency=currency, transaction_id=source)  # 9
 
 
@@ -288,6 +292,7 @@ def evaluate_order_transfer(
 _MOVED = {
     "count_statuses": "webapp.services.transfer_sync",
     "fetch_payment": "webapp.services.transfer_sync",
+    "find_dispatchable_transfers": "webapp.services.transfer_sync",
     "retry_transfers": "webapp.services.transfer_sync",
     "sync_backlog": "webapp.services.transfer_sync",
     "sync_product_orders": "webapp.services.transfer_sync",

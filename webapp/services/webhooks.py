@@ -33,6 +33,8 @@ from webapp.services.transitions import truncate_reason
 
 log = logging.getLogger(__name__)
 
+MAX_ID_LENGTH = 255  # characters: Stripe ids are stored in String(255) columns
+
 # Event type → dotted path of ``handle(event) -> WebhookAnswer``; resolved when used.
 HANDLERS: dict[str, str] = {
     "account.updated": "webapp.services.kyc_push.handle_account_updated",
@@ -77,9 +79,9 @@ def receive(endpoint: str, payload: bytes, signature: str | None, secret: str) -
         )
     if event_type not in HANDLERS:
         return WebhookAnswer(400, "Unhandled event type")
-    event_id = event.get("id")
-    if not isinstance(event_id, str) or not event_id:
+    if not is_stripe_id(event.get("id")):
         return WebhookAnswer(400, "Invalid payload.")
+    event_id = event["id"]
 
     inbox = _store(endpoint, event, payload)
     if inbox is None:
@@ -136,7 +138,7 @@ def _store(endpoint: str, event: dict[str, Any], payload: bytes) -> WebhookEvent
         stripe_event_id=event["id"],
         type=event["type"],
         endpoint=endpoint,
-        account=event.get("account") if isinstance(event.get("account"), str) else None,
+        account=event["account"] if is_stripe_id(event.get("account")) else None,
         payload=payload.decode("utf-8", errors="replace"),
     )
     db.session.add(row)
@@ -171,6 +173,26 @@ def event_object(event: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise WebhookPayloadInvalid("Invalid payload.", http_status=400)
     return obj
+
+
+def is_stripe_id(value: Any) -> bool:
+    """A usable Stripe id: printable ASCII that fits our columns (no NUL, at most 255)."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_ID_LENGTH
+        and value.isascii()
+        and value.isprintable()
+    )
+
+
+def event_object_id(obj: dict[str, Any]) -> str:
+    """``data.object.id``, or WebhookPayloadInvalid (400) when it is not a Stripe id."""
+    value = obj.get("id")
+    if not is_stripe_id(value):
+        raise WebhookPayloadInvalid(
+            "Invalid payload: data.object.id is not a Stripe id.", http_status=400
+        )
+    return value
 
 
 def dumps(data: Any) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, request
 from sqlalchemy import select
+from werkzeug.exceptions import HTTPException
 
 from webapp.errors import MiraklError, StripeOutcomeUnknown
 from webapp.extensions import db
@@ -23,6 +24,8 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 PAGE_SIZE = 30  # records per page, API Platform's default
 MAX_PAGE_SIZE = 1000
+MAX_ROW_ID = 2**31 - 1  # ids are Integer columns: a bigger id matches no row
+MAX_PAGE = 2**31 - 1  # beyond, the offset would not fit PostgreSQL's bigint
 
 
 @bp.before_request
@@ -37,9 +40,10 @@ def require_operator_token():
     return None
 
 
-@bp.errorhandler(404)
-def not_found(error):
-    return jsonify(message=getattr(error, "description", "Not Found")), 404
+@bp.errorhandler(HTTPException)
+def http_error(error: HTTPException):
+    """Every error of the API answers JSON ``{"message": ...}``, never an HTML page."""
+    return jsonify(message=error.description or error.name), error.code
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -125,7 +129,7 @@ def mapping_json(row: AccountMapping) -> dict[str, Any]:
 
 def _page() -> tuple[int, int]:
     try:
-        page = max(1, int(request.args.get("page", 1)))
+        page = min(MAX_PAGE, max(1, int(request.args.get("page", 1))))
         size = min(MAX_PAGE_SIZE, max(1, int(request.args.get("itemsPerPage", PAGE_SIZE))))
     except ValueError:
         abort(400, "page and itemsPerPage must be whole numbers")
@@ -141,7 +145,7 @@ def _list(model: type, serialize: Callable[[Any], dict], *filters: Any):
 
 
 def _one(model: type, serialize: Callable[[Any], dict], row_id: int, what: str):
-    row = db.session.get(model, row_id)
+    row = db.session.get(model, row_id) if row_id <= MAX_ROW_ID else None
     if row is None:
         abort(404, f"{what} {row_id} doesn't exist.")
     return jsonify(serialize(row))
@@ -150,6 +154,8 @@ def _one(model: type, serialize: Callable[[Any], dict], row_id: int, what: str):
 @bp.get("/transfers")
 def list_transfers():
     mirakl_id = request.args.get("miraklId")
+    if mirakl_id is not None and "\x00" in mirakl_id:
+        return jsonify([])  # no Mirakl id holds NUL, and PostgreSQL refuses to compare one
     filters = [StripeTransfer.mirakl_id == mirakl_id] if mirakl_id is not None else []
     return _list(StripeTransfer, transfer_json, *filters)
 
@@ -208,6 +214,6 @@ def create_mapping():
 
 @bp.delete("/mappings/<int:row_id>")
 def delete_mapping(row_id: int):
-    if not onboarding.delete_mapping(row_id):
+    if row_id > MAX_ROW_ID or not onboarding.delete_mapping(row_id):
         abort(404, f"Mapping {row_id} doesn't exist.")
     return "", 204

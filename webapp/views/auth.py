@@ -69,6 +69,8 @@ def load_user(user_id: str) -> OperatorUser | None:
 
 def find_user(email: str) -> OperatorUser | None:
     """The console user with this e-mail (case-insensitive), or None."""
+    if "\x00" in email:  # no address holds NUL, and PostgreSQL refuses to compare one
+        return None
     return db.session.execute(
         select(OperatorUser).where(func.lower(OperatorUser.email) == email.strip().lower())
     ).scalar_one_or_none()
