@@ -10,13 +10,13 @@ lint:
 	ruff check .
 	ruff format --check .
 
-# Full suite on PostgreSQL (data-layer tests also run on SQLite), then lint.
+# Lint, then the full suite on PostgreSQL (data-layer tests also on SQLite), on two workers.
 test: lint
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q -n 2
 
 # Same suite with SQLite as the connector's database.
 test-sqlite:
-	TEST_DB=sqlite $(PYTHON) -m pytest -q
+	TEST_DB=sqlite $(PYTHON) -m pytest -q -n 2
 
 # Web + workers + scheduler against the sandboxes with demo data (needs Redis; Ctrl-C stops).
 # Installs the project first when its packages (sandbox included) are missing.

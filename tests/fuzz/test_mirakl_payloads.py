@@ -200,6 +200,13 @@ REGRESSIONS = [
 ]
 
 
+@pytest.mark.parametrize("entry", [None, [], "error", 7])
+def test_regression_shop_return_that_is_not_an_object(entry):
+    """``parse_shop_return`` raised TypeError (``"shop_error" in None``)."""
+    with pytest.raises(MiraklDataError, match="expected an object"):
+        mt.parse_shop_return(entry, 1)
+
+
 @pytest.mark.parametrize(("name", "field", "value", "message"), REGRESSIONS)
 def test_regression_bad_fields_raise_a_clear_error(name, field, value, message):
     parse, valid = PARSERS[name]
@@ -616,4 +623,33 @@ def test_regression_huge_refund_amount_through_process_refund(refund_app, mirakl
     [refund] = all_rows(StripeRefund)
     assert refund.mirakl_refund_id == "901"
     check_row(refund)
+    assert stripe.objects("refunds") == []
+
+
+def test_regression_unreadable_refunds_get_a_row_with_the_reason(
+    refund_app, mirakl, stripe, caplog
+):
+    """They were only logged: the operator never saw them, the job summary said 'unreadable'."""
+    order = make_product_order("F-0-A", currency="EURO", refunds=[make_refund_line("901")])
+    service = make_service_order("G-0-A", refunds=[make_service_refund("902")])
+    del service["id"]  # SPA12 then lists refund 902 without its order id
+    add_items(mirakl, "orders", [order])
+    add_items(mirakl, "service_orders", [service])
+
+    run_job(refund_app, "process-refund", caplog=caplog)
+
+    rows = {r.mirakl_refund_id: r for r in all_rows(StripeRefund)}
+    assert {k: (r.status, r.status_reason, r.mirakl_order_id) for k, r in rows.items()} == {
+        "901": (
+            "REFUND_ON_HOLD",
+            "Refund 901 could not be read from Mirakl: currency_iso_code is not a currency"
+            " code: 'EURO'",
+            "F-0-A",
+        ),
+        "902": (
+            "REFUND_ON_HOLD",
+            "Refund 902 could not be read from Mirakl: order_id is missing",
+            None,
+        ),
+    }
     assert stripe.objects("refunds") == []

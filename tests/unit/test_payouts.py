@@ -168,6 +168,16 @@ def test_evaluate_invoice_transfer(case, value, currency, shop, has_account, tra
             ("PAYOUT_ABORTED", -1234, "Amount must be positive, input was: -1234"),
         ),
         (
+            "too large beats no shop (fuzzing)",
+            "99999999",
+            None,
+            False,
+            False,
+            None,
+            None,
+            ("PAYOUT_ON_HOLD", None, "Amount is too large, input was: 9999999900"),
+        ),
+        (
             "amount beats no shop",
             "-1",
             None,

@@ -184,6 +184,8 @@ PRECEDENCE = [
      "Amount must be positive, input was: -1528"),
     ("8 negative total", product_order(total="-80", lines=()), SHOP, {}, A,
      "Amount must be positive, input was: -8399"),
+    ("8 amount beyond a column (fuzzing)", product_order(total="99999999", lines=()), SHOP,
+     {}, H, "Amount is too large, input was: 9999999501"),
     ("9 pending", product_order(), SHOP, {}, P, None),
 ]  # fmt: skip
 
