@@ -45,6 +45,7 @@ from webapp.models import (
     StripeRefund,
     StripeTransfer,
 )
+from webapp.services import mirakl_fields as mf
 from webapp.services import mirakl_types as mt
 from webapp.services.clients import get_stripe
 from webapp.services.money import to_minor
@@ -167,7 +168,7 @@ def test_mutated_items_are_parsed_or_rejected_cleanly(name, data):
 @FUZZ
 @given(data=json_values, keys=st.lists(st.text(max_size=12), max_size=3))
 def test_guess_id_never_raises_and_fits_a_column(data, keys):
-    found = mt.guess_id(data, *keys, "order_id")
+    found = mf.guess_id(data, *keys, "order_id")
     assert found is None or (0 < len(found) <= MAX_ID_LENGTH and "\x00" not in found)
 
 
@@ -175,7 +176,7 @@ def test_guess_id_never_raises_and_fits_a_column(data, keys):
 @given(raw=st.text(max_size=40))
 def test_dates_are_parsed_or_rejected_cleanly(raw):
     try:
-        value = mt.parse_date(raw, "created_date")
+        value = mf.parse_date(raw, "created_date")
     except MiraklDataError:
         return
     assert value.tzinfo is None
@@ -332,7 +333,7 @@ def test_fuzzed_orders_through_process_transfer(split_app, mirakl, stripe, caplo
             ("TRANSFER_SERVICE_ORDER", services, "id"),
         ):
             for raw in raws:
-                mirakl_id = mt.guess_id(raw, key)
+                mirakl_id = mf.guess_id(raw, key)
                 if mirakl_id is not None:
                     assert (kind, mirakl_id) in by_id, f"no row for {kind} {mirakl_id!r}"
         for row in rows:
@@ -351,7 +352,7 @@ def parsed(raws: list[dict[str, Any]], key: str, parse: Any) -> dict[str, bool]:
     """Whether each item (by id) parses: money may move only for items that do."""
     found: dict[str, bool] = {}
     for raw in raws:
-        mirakl_id = mt.guess_id(raw, key)
+        mirakl_id = mf.guess_id(raw, key)
         try:
             parse(raw)
             ok = True
@@ -409,7 +410,7 @@ def test_regression_order_through_process_transfer(split_app, mirakl, stripe, ca
     run_job(split_app, "process-transfer", caplog=caplog)
 
     rows = all_rows(StripeTransfer)
-    mirakl_id = mt.guess_id(order, "order_id")
+    mirakl_id = mf.guess_id(order, "order_id")
     assert [r.mirakl_id for r in rows] == ([mirakl_id] if mirakl_id else [])
     for row in rows:
         check_row(row)
@@ -463,7 +464,7 @@ def pa12_refund_ids(order: Any) -> set[str]:
         refunds = line.get("refunds") if isinstance(line, dict) else None
         entries = refunds.get("refund") if isinstance(refunds, dict) else None
         for entry in entries if isinstance(entries, list) else [entries]:
-            refund_id = mt.guess_id(entry, "id")
+            refund_id = mf.guess_id(entry, "id")
             if refund_id:
                 found.add(refund_id)
     return found
@@ -506,7 +507,7 @@ def test_fuzzed_refunds_through_process_refund(refund_app, mirakl, stripe, caplo
     for order in listed(mirakl, "/api/payment/refund", "orders"):
         expected |= pa12_refund_ids(order)
     for refund in listed(mirakl, "/api/mms/refunds", "data"):
-        expected |= {mt.guess_id(refund, "id")} - {None}
+        expected |= {mf.guess_id(refund, "id")} - {None}
 
     run_job(refund_app, "process-refund", caplog=caplog)
     run_job(refund_app, "process-refund", caplog=caplog)
@@ -549,9 +550,9 @@ def test_fuzzed_invoices_through_process_payout(app, mirakl, stripe, caplog, dat
     payouts = all_rows(StripePayout)
     stored = {str(p.mirakl_invoice_id) for p in payouts}
     for raw in invoices:
-        invoice_id = mt.guess_id(raw, "invoice_id")
+        invoice_id = mf.guess_id(raw, "invoice_id")
         try:
-            readable_id = mt.req_int(raw, "invoice_id")
+            readable_id = mf.req_int(raw, "invoice_id")
         except MiraklDataError:
             readable_id = None
         if invoice_id is not None and readable_id is not None:

@@ -348,23 +348,23 @@ def test_create_mapping_errors(client, runner, mirakl, stripe, body, status, mes
 
 def test_console_refresh_and_push_functions(app, runner, mirakl, stripe):
     from webapp.errors import ConnectorError, MiraklRejected
-    from webapp.services import onboarding
+    from webapp.services import kyc_push, onboarding_links
 
     mapping = onboard(runner, mirakl, 1)[1]
 
-    url = onboarding.refresh_onboarding_link(mapping.id)
+    url = onboarding_links.refresh_onboarding_link(mapping.id)
 
     assert f"/_sandbox/onboarding/{mapping.stripe_account_id}/" in url
     assert shop_field(mirakl, 1) == url
     stripe.complete_onboarding(mapping.stripe_account_id)
-    assert onboarding.push_kyc_status(mapping.id) == "APPROVED"
+    assert kyc_push.push_kyc_status(mapping.id) == "APPROVED"
     assert shop(mirakl, 1)["kyc"]["status"] == "APPROVED"
     assert "/_sandbox/express/" in shop_field(mirakl, 1)
 
     mirakl.fail_s07([1])
     with pytest.raises(MiraklRejected, match="SHOP_UPDATE_ERROR"):
-        onboarding.refresh_onboarding_link(mapping.id)
+        onboarding_links.refresh_onboarding_link(mapping.id)
     with pytest.raises(ConnectorError, match="SHOP_UPDATE_ERROR"):
-        onboarding.push_kyc_status(mapping.id)
+        kyc_push.push_kyc_status(mapping.id)
     db.session.expire_all()
     assert mapping.mirakl_sync_pending is True  # the next sync-onboarding retries it

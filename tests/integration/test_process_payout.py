@@ -18,7 +18,7 @@ from webapp.models import (
     StripePayout,
     StripeTransfer,
 )
-from webapp.services import payouts
+from webapp.services import payout_sync, payouts
 from webapp.services.clients import get_stripe
 
 SUB, INV, CRED = "TRANSFER_SUBSCRIPTION", "TRANSFER_EXTRA_INVOICES", "TRANSFER_EXTRA_CREDITS"
@@ -465,23 +465,23 @@ def test_backlog_row_whose_invoice_disappeared_gets_a_reason(app, runner, mirakl
 
 def test_retry_functions_return_the_rows_now_pending(app, mirakl, stripe):
     mirakl.add_invoices([make_invoice(1, shop_id=5)])
-    payouts.sync_invoices()
+    payout_sync.sync_invoices()
     on_hold = [t.id for t in transfers().values()]
     payout_id = payout().id
-    assert payouts.retry_payouts([payout_id], actor="operator@example.com") == []
+    assert payout_sync.retry_payouts([payout_id], actor="operator@example.com") == []
 
     add_seller(stripe, 5)
 
-    assert sorted(payouts.retry_invoice_transfers(on_hold, actor="operator@example.com")) == (
+    assert sorted(payout_sync.retry_invoice_transfers(on_hold, actor="operator@example.com")) == (
         sorted(on_hold)
     )
-    assert payouts.retry_payouts([payout_id], actor="operator@example.com") == [payout_id]
+    assert payout_sync.retry_payouts([payout_id], actor="operator@example.com") == [payout_id]
     actors = db.session.execute(
         select(OperationEvent.actor).where(OperationEvent.to_status == "PAYOUT_PENDING")
     ).scalars()
     assert list(actors) == ["operator@example.com"]
     # A row that is not FAILED/ON_HOLD is never retried.
-    assert payouts.retry_payouts([payout_id], actor="operator@example.com") == []
+    assert payout_sync.retry_payouts([payout_id], actor="operator@example.com") == []
 
 
 def test_queued_mode_sends_the_payout_after_its_transfers(app, mirakl, stripe):

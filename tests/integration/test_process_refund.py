@@ -29,7 +29,13 @@ from webapp.models import (
     TransferStatus,
     TransferType,
 )
-from webapp.services import attempts, refunds, transitions
+from webapp.services import (
+    attempts,
+    refund_execution,
+    refund_sync,
+    reversal_sync,
+    transitions,
+)
 from webapp.services.clients import get_stripe
 
 FLAGS = {"ENABLE_PRODUCT_PAYMENT_REFUND": "true", "ENABLE_SERVICE_PAYMENT_REFUND": "true"}
@@ -344,14 +350,15 @@ def test_console_retry_of_a_failed_validation(app, mirakl, stripe):
     row = refund_row("2200")
     assert row.status == "REFUND_FAILED"
 
-    assert refunds.retry_refunds([row.id], actor="operator@example.com") == [row.id]
-    refunds.execute_refund(row.id)
+    assert refund_sync.retry_refunds([row.id], actor="operator@example.com") == [row.id]
+    refund_execution.execute_refund(row.id)
 
     db.session.expire_all()
     assert refund_row("2200").status == "REFUND_CREATED"
     assert len(stripe_refunds(stripe)) == 1
     reversal = reversal_row("2200")
-    assert refunds.retry_reversals([reversal.id], actor="operator@example.com") == [reversal.id]
+    retried = reversal_sync.retry_reversals([reversal.id], actor="operator@example.com")
+    assert retried == [reversal.id]
     assert reversal_row("2200").amount == 1111
 
 
@@ -359,13 +366,13 @@ def test_already_validated_on_mirakl_counts_as_success(app, mirakl, stripe):
     charge = stripe.create_charge(amount=8472, currency="eur")
     split(seller(), charge["id"])
     mirakl.add_orders([product_order_with_refund()])
-    refunds.sync_product_refunds()
+    refund_sync.sync_product_refunds()
     row = refund_row()
     assert row.status == "REFUND_PENDING"
     # Someone validates the refund on Mirakl before our job gets to it.
     mirakl.add_orders([product_order_with_refund(state="REFUNDED")])
 
-    refunds.execute_refund(row.id)
+    refund_execution.execute_refund(row.id)
 
     db.session.expire_all()
     assert refund_row().status == "REFUND_CREATED"
@@ -384,7 +391,7 @@ def test_crash_between_stripe_refund_and_pa02_refunds_once(make_app, mirakl, str
         charge = stripe.create_charge(amount=8472, currency="eur")
         split(seller(), charge["id"])
         mirakl.add_orders([product_order_with_refund()])
-        refunds.sync_product_refunds()
+        refund_sync.sync_product_refunds()
         claim = attempts.claim(
             StripeRefund,
             refund_row().id,
@@ -393,7 +400,7 @@ def test_crash_between_stripe_refund_and_pa02_refunds_once(make_app, mirakl, str
             mirakl_id="1100",
         )
         if stored:
-            assert refunds.refund_in_stripe(claim)  # then the worker dies before PA02
+            assert refund_execution.refund_in_stripe(claim)  # then the worker dies before PA02
         else:  # the worker dies before it could store the refund id
             get_stripe().create_refund(
                 charge["id"], 1234, metadata={"miraklRefundId": "1100"}, idempotency_key=claim.key

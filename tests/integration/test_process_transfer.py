@@ -31,7 +31,7 @@ from webapp.models import (
 )
 from webapp.services import transitions
 from webapp.services.clients import get_stripe
-from webapp.services.transfers import retry_transfers
+from webapp.services.transfer_sync import retry_transfers
 
 SPLIT_ON = {"ENABLE_PRODUCT_PAYMENT_SPLIT": "true", "ENABLE_SERVICE_PAYMENT_SPLIT": "true"}
 TAX_ON = {"ENABLE_PAYMENT_TAX_SPLIT": "true", "STRIPE_TAX_ACCOUNT": "acct_placeholder"}

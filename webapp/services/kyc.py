@@ -136,7 +136,7 @@ def monitor_kyc() -> MonitorResult:
     With ``KYC_MIRAKL_SHOP_DISABLE_UPDATE`` the statuses and fresh links go to Mirakl in
     batched S07 calls; the flagged accounts are e-mailed to ``TECHNICAL_ALERT_EMAIL``.
     """
-    from webapp.services import onboarding  # onboarding imports this module
+    from webapp.services import onboarding_links  # onboarding_links imports this module
 
     cfg = current_app.config
     should_push = cfg["KYC_MIRAKL_SHOP_DISABLE_UPDATE"]
@@ -165,7 +165,7 @@ def monitor_kyc() -> MonitorResult:
         else:
             continue
         if should_push:
-            entry = _monitor_patch(onboarding, mapping, account, need)
+            entry = _monitor_patch(onboarding_links, mapping, account, need)
             if entry is not None:
                 patches[mapping.mirakl_shop_id] = (mapping, *entry)
     db.session.commit()
@@ -177,15 +177,15 @@ def monitor_kyc() -> MonitorResult:
 
 
 def _monitor_patch(
-    onboarding: Any, mapping: AccountMapping, account: Mapping[str, Any], need: str
+    onboarding_links: Any, mapping: AccountMapping, account: Mapping[str, Any], need: str
 ) -> tuple[dict[str, Any], str | None] | None:
     """The S07 entry for one flagged or recovered shop, with a fresh link when possible."""
     code = current_app.config["MIRAKL_CUSTOM_FIELD_CODE"]
     try:
         if need:
-            url = onboarding.create_onboarding_url(mapping)
+            url = onboarding_links.create_onboarding_url(mapping)
         else:
-            url = onboarding.create_login_url(account)
+            url = onboarding_links.create_login_url(account)
     except StripeError as exc:
         log.warning("shop %s (%s): no new link: %s", mapping.mirakl_shop_id, account["id"], exc)
         url = None

@@ -15,12 +15,11 @@ Reference behaviour: reference-connector.md §7. Beyond it:
 This module holds the constants, reason texts and pure rules. ``onboarding_links`` holds the
 mapping look-ups and the onboarding/login links (and their refresh), ``onboarding_sync`` the
 ``sync-onboarding`` run, ``kyc_push`` the ``account.updated`` handler and the KYC pushes to
-Mirakl, ``manual_mappings`` the operator API's mappings. Those names stay importable from here.
+Mirakl, ``manual_mappings`` the operator API's mappings.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import secrets
 from typing import Any
@@ -101,30 +100,3 @@ def new_token() -> str:
 
 def is_token_well_formed(token: str) -> bool:
     return 32 <= len(token) <= 255 and all(c in "0123456789abcdef" for c in token)
-
-
-# Names that moved to the sibling modules above stay importable from here. The import is
-# lazy (PEP 562) so this module never imports its orchestration at load time (no cycle).
-_MOVED = {
-    "ShopSync": "webapp.services.onboarding_sync",
-    "create_login_url": "webapp.services.onboarding_links",
-    "create_manual_mapping": "webapp.services.manual_mappings",
-    "create_onboarding_url": "webapp.services.onboarding_links",
-    "delete_mapping": "webapp.services.manual_mappings",
-    "find_mapping_by_account": "webapp.services.onboarding_links",
-    "find_mapping_by_shop": "webapp.services.onboarding_links",
-    "find_mapping_by_token": "webapp.services.onboarding_links",
-    "handle_account_updated": "webapp.services.kyc_push",
-    "push_accounts": "webapp.services.kyc_push",
-    "push_kyc_status": "webapp.services.kyc_push",
-    "push_pending_accounts": "webapp.services.kyc_push",
-    "refresh_link_for_token": "webapp.services.onboarding_links",
-    "refresh_onboarding_link": "webapp.services.onboarding_links",
-    "sync_shops": "webapp.services.onboarding_sync",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        return getattr(importlib.import_module(_MOVED[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from webapp.services.mirakl_types import ProductOrder, ServiceOrder
+from webapp.services.mirakl_types import LineRefund, ProductOrder, ServiceOrder, ServiceRefund
 
 ZERO = Decimal(0)
 
@@ -98,27 +98,30 @@ def order_tax_total(order: Order) -> Decimal:
     return sum((line.product_taxes for line in order.lines if line.state not in LINE_ABORTED), ZERO)
 
 
-def refunded_commission(order: Order, refund_id: str, order_line_id: str | None = None) -> Decimal:
-    """Commission Mirakl gives back with this refund (0 when the refund is not on the order)."""
+def _refund_entry(
+    order: Order, refund_id: str, order_line_id: str | None
+) -> LineRefund | ServiceRefund | None:
+    """The refund entry of the order with this id (on that line, when a line is given)."""
     if isinstance(order, ServiceOrder):
-        return next((r.commission for r in order.refunds if r.id == refund_id), ZERO)
+        return next((r for r in order.refunds if r.id == refund_id), None)
     for line in order.lines:
         if order_line_id is not None and line.id != order_line_id:
             continue
         for refund in line.refunds:
             if refund.id == refund_id:
-                return refund.commission_total_amount
-    return ZERO
+                return refund
+    return None
+
+
+def refunded_commission(order: Order, refund_id: str, order_line_id: str | None = None) -> Decimal:
+    """Commission Mirakl gives back with this refund (0 when the refund is not on the order)."""
+    entry = _refund_entry(order, refund_id, order_line_id)
+    if entry is None:
+        return ZERO
+    return entry.commission if isinstance(entry, ServiceRefund) else entry.commission_total_amount
 
 
 def refunded_tax(order: Order, refund_id: str, order_line_id: str | None = None) -> Decimal:
     """Taxes refunded with this refund (shipping taxes + taxes of the refund entry)."""
-    if isinstance(order, ServiceOrder):
-        return next((r.taxes for r in order.refunds if r.id == refund_id), ZERO)
-    for line in order.lines:
-        if order_line_id is not None and line.id != order_line_id:
-            continue
-        for refund in line.refunds:
-            if refund.id == refund_id:
-                return refund.taxes
-    return ZERO
+    entry = _refund_entry(order, refund_id, order_line_id)
+    return ZERO if entry is None else entry.taxes

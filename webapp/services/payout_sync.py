@@ -32,7 +32,8 @@ from webapp.models import (
 )
 from webapp.services import attempts, checkpoints, transitions
 from webapp.services.clients import get_mirakl
-from webapp.services.mirakl_types import BadItem, Invoice, opt_date, opt_int
+from webapp.services.mirakl_fields import opt_date, opt_int
+from webapp.services.mirakl_types import BadItem, Invoice
 from webapp.services.payouts import (
     CHECKPOINT,
     JOB_ACTOR,

@@ -10,12 +10,11 @@ platform is about to collect. Transfers are executed by ``transfer_execution`` (
 This module holds the pure evaluation (no I/O): decisions, amounts, reasons and checkpoint
 dates. Orchestration is in ``payout_sync`` (invoices → rows, backlog, console retries); the
 dispatch order, the money job ``execute_payout`` and the ``payout.failed`` webhook handler are
-in ``payout_execution``. Those names stay importable from here.
+in ``payout_execution``.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,7 +28,8 @@ from webapp.models import (
     TransferStatus,
     TransferType,
 )
-from webapp.services.mirakl_types import Invoice, parse_date
+from webapp.services.mirakl_fields import parse_date
+from webapp.services.mirakl_types import Invoice
 from webapp.services.money import MAX_AMOUNT, to_minor
 
 log = logging.getLogger(__name__)
@@ -178,29 +178,3 @@ def is_later(value: datetime, checkpoint: str | None) -> bool:
 def mirakl_date(value: datetime) -> str:
     """A stored (naive UTC) date as an IV01 ``start_date``, never later than ``value``."""
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-# Names that moved to the sibling modules above stay importable from here. The import is
-# lazy (PEP 562) so this module never imports its orchestration at load time (no cycle).
-_MOVED = {
-    "apply_invoice": "webapp.services.payout_sync",
-    "apply_invoice_transfer": "webapp.services.payout_sync",
-    "apply_payout": "webapp.services.payout_sync",
-    "execute_payout": "webapp.services.payout_execution",
-    "find_dispatchable_payouts": "webapp.services.payout_execution",
-    "find_dispatchable_transfers": "webapp.services.payout_execution",
-    "find_existing_payout": "webapp.services.payout_execution",
-    "handle_payout_failed": "webapp.services.payout_execution",
-    "record_unreadable_invoice": "webapp.services.payout_sync",
-    "reevaluate": "webapp.services.payout_sync",
-    "retry_invoice_transfers": "webapp.services.payout_sync",
-    "retry_payouts": "webapp.services.payout_sync",
-    "sync_backlog": "webapp.services.payout_sync",
-    "sync_invoices": "webapp.services.payout_sync",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        return getattr(importlib.import_module(_MOVED[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

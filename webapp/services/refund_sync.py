@@ -31,7 +31,8 @@ from webapp.models import (
 from webapp.services import attempts, transitions
 from webapp.services.clients import get_mirakl, get_stripe
 from webapp.services.idempotency import idempotency_key
-from webapp.services.mirakl_types import BadItem, PendingRefund, guess_id
+from webapp.services.mirakl_fields import guess_id
+from webapp.services.mirakl_types import BadItem, PendingRefund
 from webapp.services.money import MAX_AMOUNT, to_minor
 from webapp.services.refund_execution import find_own_refund
 from webapp.services.refunds import (

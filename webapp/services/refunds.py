@@ -11,12 +11,11 @@ This module holds the pure evaluation (``evaluate_refund``, ``evaluate_reversal_
 Orchestration: ``refund_sync`` (``sync_product_refunds``, ``sync_service_refunds``, the
 console's ``retry_refunds``) and ``reversal_sync`` (``sync_reversal_backlog``,
 ``retry_reversals``, ``find_dispatchable_reversals``); the money job ``execute_refund`` is in
-``refund_execution``. Those names stay importable from here.
+``refund_execution``.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -307,26 +306,3 @@ def is_no_longer_waiting(message: str) -> bool:
     """Whether a Mirakl refusal says the refund is no longer waiting (validated already)."""
     text = message.lower()
     return "waiting" in text and "not found" not in text
-
-
-# Names that moved to the sibling modules above stay importable from here. The import is
-# lazy (PEP 562) so this module never imports its orchestration at load time (no cycle).
-_MOVED = {
-    "evaluate_refund_row": "webapp.services.refund_sync",
-    "execute_refund": "webapp.services.refund_execution",
-    "find_dispatchable_reversals": "webapp.services.reversal_sync",
-    "find_own_refund": "webapp.services.refund_execution",
-    "refund_in_stripe": "webapp.services.refund_execution",
-    "retry_refunds": "webapp.services.refund_sync",
-    "retry_reversals": "webapp.services.reversal_sync",
-    "sync_product_refunds": "webapp.services.refund_sync",
-    "sync_reversal_backlog": "webapp.services.reversal_sync",
-    "sync_service_refunds": "webapp.services.refund_sync",
-    "validate_on_mirakl": "webapp.services.refund_execution",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        return getattr(importlib.import_module(_MOVED[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -5,12 +5,11 @@ status, amount and reason from plain facts (the parsed order, the shop's account
 debit, the payment as Stripe described it, the tax-split settings), plus the fact dataclasses,
 settings and reason texts. ``transfer_sync`` holds the orchestration (gathers those facts through
 the Mirakl client and the Stripe gateway, writes rows through ``transitions``);
-``transfer_execution`` holds the money job. Orchestration names stay importable from here.
+``transfer_execution`` holds the money job.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -285,22 +284,3 @@ def evaluate_order_transfer(
     if amount > MAX_AMOUNT:
         return held(AMOUNT_TOO_LARGE % amount)
     return Decision(T.PENDING, None, amount=amount, currency=currency, transaction_id=source)  # 9
-
-
-# Names that moved to the sibling modules above stay importable from here. The import is
-# lazy (PEP 562) so this module never imports its orchestration at load time (no cycle).
-_MOVED = {
-    "count_statuses": "webapp.services.transfer_sync",
-    "fetch_payment": "webapp.services.transfer_sync",
-    "find_dispatchable_transfers": "webapp.services.transfer_sync",
-    "retry_transfers": "webapp.services.transfer_sync",
-    "sync_backlog": "webapp.services.transfer_sync",
-    "sync_product_orders": "webapp.services.transfer_sync",
-    "sync_service_orders": "webapp.services.transfer_sync",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        return getattr(importlib.import_module(_MOVED[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

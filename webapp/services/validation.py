@@ -12,12 +12,11 @@ Reference-connector.md §3, with its defects fixed:
 This module holds the pure evaluation (``choose_payment``, ``evaluate_debits``,
 ``evaluate_capture``) and its values. Orchestration (``sync_pending_debits``, ``sync_captures``,
 ``retry_captures``) is in ``validation_sync``; the money job ``execute_capture`` in
-``capture_execution``. Those names stay importable from here.
+``capture_execution``.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -191,19 +190,3 @@ def evaluate_capture(
         f"To cancel: nothing left to capture of {format_amount(payment.amount, currency)} "
         f"({format_amount(aborted, currency)} refused or canceled on Mirakl)",
     )
-
-
-# Names that moved to the sibling modules above stay importable from here. The import is
-# lazy (PEP 562) so this module never imports its orchestration at load time (no cycle).
-_MOVED = {
-    "execute_capture": "webapp.services.capture_execution",
-    "retry_captures": "webapp.services.validation_sync",
-    "sync_captures": "webapp.services.validation_sync",
-    "sync_pending_debits": "webapp.services.validation_sync",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        return getattr(importlib.import_module(_MOVED[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

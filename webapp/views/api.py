@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException
 from webapp.errors import MiraklError, StripeOutcomeUnknown
 from webapp.extensions import db
 from webapp.models import AccountMapping, StripePayout, StripeRefund, StripeTransfer
-from webapp.services import onboarding
+from webapp.services import manual_mappings, onboarding
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -202,7 +202,7 @@ def create_mapping():
     if not isinstance(body, dict):
         return jsonify(message="Invalid JSON format"), 400
     try:
-        mapping = onboarding.create_manual_mapping(
+        mapping = manual_mappings.create_manual_mapping(
             body.get("miraklShopId"), body.get("stripeUserId")
         )
     except onboarding.MappingRejected as exc:
@@ -214,6 +214,6 @@ def create_mapping():
 
 @bp.delete("/mappings/<int:row_id>")
 def delete_mapping(row_id: int):
-    if row_id > MAX_ROW_ID or not onboarding.delete_mapping(row_id):
+    if row_id > MAX_ROW_ID or not manual_mappings.delete_mapping(row_id):
         abort(404, f"Mapping {row_id} doesn't exist.")
     return "", 204

@@ -8,7 +8,6 @@ transfers, refunds, payouts) and ``ShopView``'s actions. The services do the wor
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -44,7 +43,7 @@ from webapp.models import (
     WebhookEvent,
     WebhookEventStatus,
 )
-from webapp.services import retries
+from webapp.services import kyc_push, onboarding_links, retries
 from webapp.views.auth import SecuredMixin
 from webapp.views.console_columns import (
     amount_formatter,
@@ -62,7 +61,6 @@ log = logging.getLogger(__name__)
 
 PAGE_SIZE = 50  # rows per list page
 HISTORY_LIMIT = 200  # events shown on a detail page
-ONBOARDING = "webapp.services.onboarding"
 
 
 def _choices(enum: Any) -> list[tuple[str, str]]:
@@ -174,12 +172,7 @@ class MoneyView(ConsoleModelView):
 class ShopActionsView(ConsoleModelView):
     """Shops: refresh the onboarding link, push the KYC status to Mirakl."""
 
-    def _call(self, ids: list[str], func_name: str, done: str) -> None:
-        try:
-            func = getattr(importlib.import_module(ONBOARDING), func_name)
-        except (ImportError, AttributeError):
-            flash(f"Not available yet: {ONBOARDING}.{func_name} is missing.", "error")
-            return
+    def _call(self, ids: list[str], func: Callable[[int], Any], done: str) -> None:
         ok = 0
         for mapping_id in _ids(ids):
             try:
@@ -194,11 +187,11 @@ class ShopActionsView(ConsoleModelView):
 
     @action("refresh_link", "Refresh onboarding link")
     def action_refresh_link(self, ids: list[str]) -> None:
-        self._call(ids, "refresh_onboarding_link", "onboarding link refreshed")
+        self._call(ids, onboarding_links.refresh_onboarding_link, "onboarding link refreshed")
 
     @action("push_kyc", "Push KYC status to Mirakl")
     def action_push_kyc(self, ids: list[str]) -> None:
-        self._call(ids, "push_kyc_status", "KYC status sent to Mirakl")
+        self._call(ids, kyc_push.push_kyc_status, "KYC status sent to Mirakl")
 
 
 # ---------------------------------------------------------------- one view per model

@@ -7,7 +7,7 @@ import logging
 from flask import Blueprint, Response, current_app, redirect, request
 
 from webapp.errors import StripeError
-from webapp.services import onboarding, webhooks
+from webapp.services import onboarding_links, webhooks
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def operator_webhook() -> Response:
 def onboarding_refresh() -> Response:
     """Stripe sends a seller here when their Account Link expired: redirect to a new one."""
     try:
-        url = onboarding.refresh_link_for_token(request.args.get("token", ""))
+        url = onboarding_links.refresh_link_for_token(request.args.get("token", ""))
     except StripeError as exc:
         log.warning("onboarding refresh: Stripe could not make a link: %s", exc)
         return Response(
