@@ -17,7 +17,8 @@ answers with the object it already made.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -26,9 +27,12 @@ from flask import current_app
 from sqlalchemy import ColumnElement, or_, select, update
 
 from webapp.clock import utcnow
+from webapp.errors import StripeOutcomeUnknown, StripeRefused
 from webapp.extensions import db
 from webapp.services import transitions
 from webapp.services.idempotency import idempotency_key
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,39 @@ def claim(
         return None
     db.session.refresh(row)
     return Claim(row, key, is_recheck)
+
+
+def send_once(
+    claim: Claim,
+    *,
+    find: Callable[[], dict[str, Any] | None],
+    send: Callable[[], dict[str, Any]],
+    created: str,
+    failed: str,
+    id_field: str,
+    actor: str,
+    label: str,
+) -> None:
+    """Steps 2 and 3 of a money job: on a recheck look the object up first, else (or if it is
+    not there) send once with the claim's key; then record created, refused or unknown."""
+    row = claim.row
+    try:
+        made = (find() if claim.is_recheck else None) or send()
+    except StripeRefused as exc:
+        record_refusal(row, failed, exc.message, actor=actor)
+        log.warning(
+            "%s (attempt %s): refused: %s (request %s)",
+            label,
+            row.attempt,
+            exc.message,
+            exc.request_id,
+        )
+        return
+    except StripeOutcomeUnknown as exc:
+        record_unknown(row, exc.message, actor=actor)
+        return
+    record_success(row, created, actor=actor, **{id_field: made["id"]})
+    log.info("%s (attempt %s): created %s", label, row.attempt, made["id"])
 
 
 def record_success(row: Any, status: str, *, actor: str, **fields: Any) -> bool:

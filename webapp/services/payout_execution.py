@@ -16,7 +16,6 @@ from typing import Any
 
 from sqlalchemy import select
 
-from webapp.errors import StripeOutcomeUnknown, StripeRefused
 from webapp.extensions import db
 from webapp.models import (
     INVOICE_TRANSFER_TYPES,
@@ -141,40 +140,21 @@ def execute_payout(payout_id: int) -> None:
         return
     account = row.account_mapping.stripe_account_id
     gateway = get_stripe()
-    try:
-        found = (
-            find_existing_payout(gateway, account, row.mirakl_invoice_id)
-            if claim.is_recheck
-            else None
-        )
-        created = found or gateway.create_payout(
+    attempts.send_once(
+        claim,
+        find=lambda: find_existing_payout(gateway, account, row.mirakl_invoice_id),
+        send=lambda: gateway.create_payout(
             account,
             amount=row.amount,
             currency=row.currency,
             metadata={"miraklShopId": row.mirakl_shop_id, "invoiceId": row.mirakl_invoice_id},
             idempotency_key=claim.key,
-        )
-    except StripeRefused as exc:
-        attempts.record_refusal(row, PayoutStatus.FAILED, exc.message, actor=MONEY_ACTOR)
-        log.warning(
-            "payout %s (invoice %s, attempt %s): refused: %s (request %s)",
-            row.id,
-            row.mirakl_invoice_id,
-            row.attempt,
-            exc.message,
-            exc.request_id,
-        )
-        return
-    except StripeOutcomeUnknown as exc:
-        attempts.record_unknown(row, exc.message, actor=MONEY_ACTOR)
-        return
-    attempts.record_success(row, PayoutStatus.CREATED, actor=MONEY_ACTOR, payout_id=created["id"])
-    log.info(
-        "payout %s (invoice %s, attempt %s): created %s",
-        row.id,
-        row.mirakl_invoice_id,
-        row.attempt,
-        created["id"],
+        ),
+        created=PayoutStatus.CREATED.value,
+        failed=PayoutStatus.FAILED.value,
+        id_field="payout_id",
+        actor=MONEY_ACTOR,
+        label=f"payout {row.id} (invoice {row.mirakl_invoice_id})",
     )
 
 

@@ -8,18 +8,14 @@ refund reversals (``TRANSFER_REFUND``: a reversal of the order's transfer).
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 from typing import Any
 
-from webapp.errors import StripeOutcomeUnknown, StripeRefused
 from webapp.extensions import db
 from webapp.models import StripeTransfer, TransferStatus, TransferType
 from webapp.services import attempts, transitions
 from webapp.services.clients import get_stripe
 from webapp.services.stripe_gateway import StripeGateway
-
-log = logging.getLogger(__name__)
 
 ACTOR = "money-job"
 SELLER_TO_PLATFORM = {TransferType.SUBSCRIPTION.value, TransferType.EXTRA_INVOICES.value}
@@ -119,30 +115,13 @@ def execute_transfer(transfer_id: int) -> None:
         db.session.commit()
         return
     gateway = get_stripe()
-    try:
-        found = find_existing(gateway, row) if claim.is_recheck else None
-        created = found or send(gateway, row, claim.key)
-    except StripeRefused as exc:
-        attempts.record_refusal(row, TransferStatus.FAILED, exc.message, actor=ACTOR)
-        log.warning(
-            "transfer %s (%s %s, attempt %s): refused: %s (request %s)",
-            row.id,
-            row.type,
-            row.mirakl_id,
-            row.attempt,
-            exc.message,
-            exc.request_id,
-        )
-        return
-    except StripeOutcomeUnknown as exc:
-        attempts.record_unknown(row, exc.message, actor=ACTOR)
-        return
-    attempts.record_success(row, TransferStatus.CREATED, actor=ACTOR, transfer_id=created["id"])
-    log.info(
-        "transfer %s (%s %s, attempt %s): created %s",
-        row.id,
-        row.type,
-        row.mirakl_id,
-        row.attempt,
-        created["id"],
+    attempts.send_once(
+        claim,
+        find=lambda: find_existing(gateway, row),
+        send=lambda: send(gateway, row, claim.key),
+        created=TransferStatus.CREATED.value,
+        failed=TransferStatus.FAILED.value,
+        id_field="transfer_id",
+        actor=ACTOR,
+        label=f"transfer {row.id} ({row.type} {row.mirakl_id})",
     )
