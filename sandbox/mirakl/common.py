@@ -7,6 +7,7 @@ lenient: a malformed value yields ``None`` (or an empty container), never an exc
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
@@ -212,3 +213,28 @@ def try_json_body() -> Any:
         return json.loads(data)
     except ValueError:
         return None
+
+
+def waiting_refund(
+    entry: Any,
+    id_field: str,
+    index: dict[str | None, tuple[dict[str, Any], dict[str, Any]]],
+    seen: set[str],
+    waiting_states: Collection[str],
+) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """The checks PA02 and SPA02 share for one entry: an object with an id, listed once, of
+    a known refund that is still waiting for payment. Returns (refund id, order, refund)."""
+    if not isinstance(entry, dict):
+        raise ApiError(400, "Each refund must be a JSON object")
+    refund_id = id_key(entry.get(id_field))
+    if refund_id is None:
+        raise ApiError(400, f"{id_field} is required")
+    if refund_id in seen:
+        raise ApiError(400, f"Refund {refund_id} is listed more than once")
+    seen.add(refund_id)
+    if refund_id not in index:
+        raise ApiError(400, f"Refund {refund_id} is not waiting for payment: not found")
+    order, refund = index[refund_id]
+    if refund.get("state") not in waiting_states:
+        raise ApiError(400, f"Refund {refund_id} is not waiting for payment")
+    return refund_id, order, refund

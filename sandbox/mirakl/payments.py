@@ -31,6 +31,7 @@ from .common import (
     json_response,
     now_iso,
     to_decimal,
+    waiting_refund,
 )
 from .paging import offset_page
 from .state import WAITING_DEBIT_PAYMENT, WAITING_REFUND_PAYMENT
@@ -256,19 +257,9 @@ def confirm_refunds() -> Any:
         plan: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = []
         seen: set[str] = set()
         for entry in entries:
-            if not isinstance(entry, dict):
-                raise ApiError(400, "Each refund must be a JSON object")
-            refund_id = id_key(entry.get("refund_id"))
-            if refund_id is None:
-                raise ApiError(400, "refund_id is required")
-            if refund_id in seen:
-                raise ApiError(400, f"Refund {refund_id} is listed more than once")
-            seen.add(refund_id)
-            if refund_id not in index:
-                raise ApiError(400, f"Refund {refund_id} is not waiting for payment: not found")
-            order, refund = index[refund_id]
-            if refund.get("state") != WAITING_REFUND_PAYMENT:
-                raise ApiError(400, f"Refund {refund_id} is not waiting for payment")
+            refund_id, order, refund = waiting_refund(
+                entry, "refund_id", index, seen, (WAITING_REFUND_PAYMENT,)
+            )
             if entry.get("payment_status") not in PAYMENT_STATUSES:
                 raise ApiError(
                     400,

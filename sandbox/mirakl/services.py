@@ -26,6 +26,7 @@ from .common import (
     now_iso_ms,
     parse_filter_datetime,
     split_csv,
+    waiting_refund,
 )
 from .paging import seek_body, seek_request
 from .state import SERVICE_REFUND_WAITING_STATES
@@ -184,19 +185,9 @@ def confirm_service_refunds() -> Any:
         plan: list[tuple[dict[str, Any], dict[str, Any]]] = []
         seen: set[str] = set()
         for entry in entries:
-            if not isinstance(entry, dict):
-                raise ApiError(400, "Each refund must be a JSON object")
-            refund_id = id_key(entry.get("id"))
-            if refund_id is None:
-                raise ApiError(400, "id is required")
-            if refund_id in seen:
-                raise ApiError(400, f"Refund {refund_id} is listed more than once")
-            seen.add(refund_id)
-            if refund_id not in index:
-                raise ApiError(400, f"Refund {refund_id} is not waiting for payment: not found")
-            order, refund = index[refund_id]
-            if refund.get("state") not in SERVICE_REFUND_WAITING_STATES:
-                raise ApiError(400, f"Refund {refund_id} is not waiting for payment")
+            refund_id, order, refund = waiting_refund(
+                entry, "id", index, seen, SERVICE_REFUND_WAITING_STATES
+            )
             given_order = id_key(entry.get("order_id"))
             if given_order is not None and given_order != id_key(order.get("id")):
                 raise ApiError(400, f"Refund {refund_id} does not belong to order {given_order}")
