@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+import sqlalchemy
 from flask import Flask
 from sqlalchemy import select, update
 
@@ -243,6 +244,54 @@ def test_a_run_that_dies_mid_way_keeps_its_checkpoint_and_skips_nothing(split_ap
     assert run_cli(split_app).exit_code == 0
     assert len(rows()) == 150
     assert len(stripe.objects("transfers")) == 150
+
+
+def test_an_order_stored_meanwhile_by_another_writer_does_not_block_its_chunk(
+    split_app, mirakl, stripe, caplog
+):
+    """A chunk's rows go in with one batched INSERT; when it fails (here another writer
+    stored one of the orders just before), the chunk is stored again order by order."""
+    connect_shop(1)
+    mirakl.add_orders(
+        [make_product_order(f"W-{i}-A", created_date=f"2024-03-02T10:00:0{i}Z") for i in range(5)]
+    )
+    fired = []
+
+    def other_writer(conn, cursor, statement, *args) -> None:
+        if fired or not statement.startswith("INSERT INTO stripe_transfer"):
+            return
+        fired.append(statement)
+        with db.engine.begin() as other:
+            other.execute(
+                StripeTransfer.__table__.insert().values(
+                    type=TransferType.PRODUCT_ORDER.value,
+                    mirakl_id="W-2-A",
+                    status=TransferStatus.CREATED.value,
+                    transfer_id="tr_elsewhere",
+                    amount=1,
+                    attempt=0,
+                    creation_datetime=utcnow(),
+                    modification_datetime=utcnow(),
+                )
+            )
+
+    sqlalchemy.event.listen(db.engine, "before_cursor_execute", other_writer)
+    try:
+        result = run_cli(split_app)
+    finally:
+        sqlalchemy.event.remove(db.engine, "before_cursor_execute", other_writer)
+
+    assert result.exit_code == 0, result.output
+    assert fired
+    assert "5 orders not stored together; storing them one by one" in caplog.text
+    assert "new product orders: 5 fetched, 4 pending, 1 already known" in result.output
+    stored = rows()
+    assert stored["W-2-A"].transfer_id == "tr_elsewhere"
+    assert sorted(by_mirakl_id(stripe)) == ["W-0-A", "W-1-A", "W-3-A", "W-4-A"]
+    checkpoint = db.session.execute(
+        select(Config.value).where(Config.key == "product_payment_split_checkpoint")
+    ).scalar_one()
+    assert checkpoint == "2024-03-02T10:00:04Z"
 
 
 # ---------------------------------------------------------------- mixed states and bad input

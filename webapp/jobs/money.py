@@ -18,6 +18,7 @@ from rq import Queue
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 
+from webapp.extensions import db
 from webapp.jobs.context import with_app_context
 from webapp.jobs.queues import MONEY_QUEUE, get_queue
 
@@ -43,10 +44,26 @@ def job_id(operation: str, row_id: int) -> str:
     return f"money-{operation}-{row_id}"  # RQ 3 allows letters, digits, _ and - only
 
 
+def execute(operation: str, row_id: int) -> None:
+    """Run one row's money job in the current app context (RQ worker or inline thread).
+
+    The job's session keeps what it loaded across commits: a money job works on the one row
+    it claimed, read back inside the claim's transaction, and every later write goes through
+    ``transitions``, which updates the object as it writes; reloading the row after each
+    commit would only repeat reads.
+    """
+    session = db.session()
+    expiring, session.expire_on_commit = session.expire_on_commit, False
+    try:
+        get_executor(operation)(row_id)
+    finally:
+        session.expire_on_commit = expiring
+
+
 @with_app_context
 def run_money_job(operation: str, row_id: int) -> None:
     """Entry point of a money job in an RQ worker."""
-    get_executor(operation)(row_id)
+    execute(operation, row_id)
 
 
 def dispatch(operation: str, ids: Sequence[int], *, inline: bool) -> int:
@@ -119,12 +136,11 @@ def _enqueue(queue: Queue, operation: str, row_id: int, waiting: _Waiting) -> bo
 
 def _run_inline(operation: str, ids: Sequence[int]) -> int:
     app = current_app._get_current_object()
-    execute = get_executor(operation)
 
     def one(row_id: int) -> None:
         with app.app_context():
             try:
-                execute(row_id)
+                execute(operation, row_id)
             except Exception:  # noqa: BLE001 - per-item boundary; the row stays PENDING
                 log.exception(
                     "%s %s: money job crashed; the next run will pick it up", operation, row_id

@@ -75,9 +75,19 @@ def recheck_after() -> timedelta:
 
 
 def claim(
-    model: type, row_id: int, *, pending: str, operation: str, mirakl_id: str
+    model: type,
+    row_id: int,
+    *,
+    pending: str,
+    operation: str,
+    mirakl_id: str,
+    load: Sequence[Any] = (),
 ) -> Claim | None:
-    """Take the row for one attempt, or None if it is not PENDING or another worker has it."""
+    """Take the row for one attempt, or None if it is not PENDING or another worker has it.
+
+    ``load`` are loader options (e.g. ``joinedload(Model.account_mapping)``) for reading the
+    won row back, so the money job needs no further read before calling Stripe.
+    """
     now = utcnow()
     stale = now - recheck_after()
     row = db.session.get(model, row_id)
@@ -97,10 +107,18 @@ def claim(
         .values(attempted_at=now, idempotency_key=key)
         .execution_options(synchronize_session=False)
     ).rowcount
-    db.session.commit()
     if won != 1:
+        db.session.rollback()
         return None
-    db.session.refresh(row)
+    # Read the row back inside the claim's own transaction: it is ours from the UPDATE on
+    # (row lock on PostgreSQL, write lock on SQLite), so what we send is what it holds.
+    row = db.session.execute(
+        select(model)
+        .where(model.id == row_id)
+        .options(*load)
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+    db.session.commit()
     return Claim(row, key, is_recheck)
 
 
@@ -133,8 +151,9 @@ def send_once(
     except StripeOutcomeUnknown as exc:
         record_unknown(row, exc.message, actor=actor)
         return
+    attempt = row.attempt
     record_success(row, created, actor=actor, **{id_field: made["id"]})
-    log.info("%s (attempt %s): created %s", label, row.attempt, made["id"])
+    log.info("%s (attempt %s): created %s", label, attempt, made["id"])
 
 
 def record_success(row: Any, status: str, *, actor: str, **fields: Any) -> bool:

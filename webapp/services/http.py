@@ -5,6 +5,11 @@ from __future__ import annotations
 import requests
 
 
+def proxy_for(url: str) -> str | None:
+    """The proxy the environment sets for ``url`` (None when there is none or it is bypassed)."""
+    return requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url))
+
+
 def proxied_session() -> requests.Session:
     """A session that reads proxy settings from the environment once, at creation.
 

@@ -4,8 +4,8 @@ Every call goes through one ``StripeClient`` whose base address is ``STRIPE_API_
 (connected-account calls included). Every POST carries our idempotency key (derived from
 the operation, never random); every object we create gets ``pluginName``/``pluginVersion``
 metadata. Errors come out as ``StripeRefused`` (Stripe answered 4xx: this attempt failed)
-or ``StripeOutcomeUnknown`` (timeout, connection error, 409, 429 or 5xx: retry with the
-same key). Objects come back as plain dicts.
+or ``StripeOutcomeUnknown`` (timeout, connection error, 409, 429, 5xx or an unreadable 2xx:
+retry with the same key). Objects come back as plain dicts.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import quote
 
 import stripe
 
@@ -24,19 +25,14 @@ from webapp.errors import (
     WebhookPayloadInvalid,
     WebhookSignatureInvalid,
 )
-from webapp.services.http import proxied_session
+from webapp.services.http import proxied_session, proxy_for
+from webapp.services.stripe_http import KeepAliveClient
 
 log = logging.getLogger(__name__)
 
 PLUGIN_NAME = "MiraklConnector"
 WEBHOOK_TOLERANCE = 300  # seconds, as Stripe's libraries
 LIST_PAGE = 100  # objects per list call
-
-
-def _plain(obj: Any) -> dict[str, Any]:
-    if isinstance(obj, stripe.StripeObject):
-        return obj.to_dict()
-    return dict(obj)
 
 
 @contextmanager
@@ -55,14 +51,35 @@ def _translated(what: str) -> Iterator[None]:
             or status is None
             or status == 409
             or status >= 500
+            # A 2xx we cannot read: Stripe may well have acted.
+            or 200 <= status < 300
         )
         kind = StripeOutcomeUnknown if transient else StripeRefused
         log.warning("stripe %s: %s (%s, request %s)", what, message, status, request_id)
         raise kind(message, http_status=status, code=code, request_id=request_id) from None
 
 
+def _segment(object_id: str) -> str:
+    """An object id as one path segment; an id that cannot be one is refused before sending."""
+    if not isinstance(object_id, str) or not object_id.strip():
+        raise StripeRefused(f"Invalid Stripe object id: {object_id!r}")
+    return quote(object_id, safe="")
+
+
+def _http_client(timeout: float, api_base: str) -> stripe.HTTPClient:
+    """Kept-alive ``http.client`` connections, or requests when a proxy must be used."""
+    if proxy_for(api_base):
+        return stripe.RequestsClient(timeout=timeout, session=proxied_session())
+    return KeepAliveClient(timeout=timeout)
+
+
 class StripeGateway:
-    """Stripe operations of the connector, bound to one platform account."""
+    """Stripe operations of the connector, bound to one platform account.
+
+    Calls go through ``StripeClient.raw_request`` and come back as the plain JSON Stripe sent:
+    building ``StripeObject`` trees and turning them back into dicts cost more CPU than the
+    rest of a transfer.
+    """
 
     def __init__(
         self,
@@ -85,15 +102,23 @@ class StripeGateway:
             api_key,
             base_addresses={"api": base, "connect": base, "files": base},
             max_network_retries=max_network_retries,
-            http_client=stripe.RequestsClient(timeout=timeout, session=proxied_session()),
+            http_client=_http_client(timeout, base),
         )
 
     def __repr__(self) -> str:
         return f"StripeGateway(live={self.is_live})"
 
-    def _options(
-        self, idempotency_key: str | None = None, stripe_account: str | None = None
+    def _call(
+        self,
+        what: str,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        stripe_account: str | None = None,
     ) -> dict[str, Any]:
+        """One Stripe request (paced, counted), its JSON answer, or our error."""
         self._throttle()
         with self._lock:
             self.calls += 1
@@ -102,7 +127,12 @@ class StripeGateway:
             options["idempotency_key"] = idempotency_key
         if stripe_account:
             options["stripe_account"] = stripe_account
-        return options
+        with _translated(what):
+            response = self.client.raw_request(method, path, **(params or {}), **options)
+            data = response.data
+            if not isinstance(data, dict):
+                raise stripe.APIError("Invalid response body from API", http_status=200)
+        return data
 
     def _metadata(self, metadata: Mapping[str, Any] | None) -> dict[str, str]:
         merged = {k: str(v) for k, v in (metadata or {}).items() if v is not None}
@@ -111,7 +141,7 @@ class StripeGateway:
 
     def _list(
         self,
-        service: Any,
+        path: str,
         params: dict[str, Any],
         stripe_account: str | None = None,
         max_items: int | None = None,
@@ -120,15 +150,14 @@ class StripeGateway:
         params = {**params, "limit": LIST_PAGE}
         seen = 0
         while True:
-            with _translated("list"):
-                page = service.list(params=params, options=self._options(None, stripe_account))
-            data = [_plain(o) for o in page.data]
+            page = self._call("list", "get", path, params, stripe_account=stripe_account)
+            data = page.get("data") or []
             for item in data:
                 yield item
                 seen += 1
                 if max_items is not None and seen >= max_items:
                     return
-            if not page.has_more or not data:
+            if not page.get("has_more") or not data:
                 return
             params = {**params, "starting_after": data[-1]["id"]}
 
@@ -137,26 +166,25 @@ class StripeGateway:
     def platform_account_id(self) -> str:
         """The platform's own account id (cached)."""
         if self._platform_account_id is None:
-            with _translated("retrieve platform account"):
-                account = self.client.v1.accounts.retrieve_current(options=self._options())
-            self._platform_account_id = account.id
+            account = self._call("retrieve platform account", "get", "/v1/account")
+            self._platform_account_id = account["id"]
         return self._platform_account_id
 
     def create_account(self, params: Mapping[str, Any], *, idempotency_key: str) -> dict[str, Any]:
-        with _translated("create account"):
-            account = self.client.v1.accounts.create(
-                params={**params, "metadata": self._metadata(params.get("metadata"))},
-                options=self._options(idempotency_key),
-            )
-        return _plain(account)
+        return self._call(
+            "create account",
+            "post",
+            "/v1/accounts",
+            {**params, "metadata": self._metadata(params.get("metadata"))},
+            idempotency_key=idempotency_key,
+        )
 
     def retrieve_account(self, account_id: str) -> dict[str, Any]:
-        with _translated("retrieve account"):
-            return _plain(self.client.v1.accounts.retrieve(account_id, options=self._options()))
+        return self._call("retrieve account", "get", f"/v1/accounts/{_segment(account_id)}")
 
     def list_accounts(self) -> Iterator[dict[str, Any]]:
         """All connected accounts of the platform."""
-        return self._list(self.client.v1.accounts, {})
+        return self._list("/v1/accounts", {})
 
     def create_account_link(
         self,
@@ -166,64 +194,57 @@ class StripeGateway:
         return_url: str,
         link_type: str = "account_onboarding",
     ) -> dict[str, Any]:
-        with _translated("create account link"):
-            link = self.client.v1.account_links.create(
-                params={
-                    "account": account_id,
-                    "refresh_url": refresh_url,
-                    "return_url": return_url,
-                    "type": link_type,
-                },
-                options=self._options(),
-            )
-        return _plain(link)
+        params = {
+            "account": account_id,
+            "refresh_url": refresh_url,
+            "return_url": return_url,
+            "type": link_type,
+        }
+        return self._call("create account link", "post", "/v1/account_links", params)
 
     def create_login_link(self, account_id: str) -> dict[str, Any]:
-        with _translated("create login link"):
-            link = self.client.v1.accounts.login_links.create(account_id, options=self._options())
-        return _plain(link)
+        return self._call(
+            "create login link", "post", f"/v1/accounts/{_segment(account_id)}/login_links"
+        )
 
     # ------------------------------------------------------------ payments
 
     def retrieve_charge(self, charge_id: str) -> dict[str, Any]:
-        with _translated("retrieve charge"):
-            return _plain(self.client.v1.charges.retrieve(charge_id, options=self._options()))
+        return self._call("retrieve charge", "get", f"/v1/charges/{_segment(charge_id)}")
 
     def retrieve_payment_intent(self, payment_intent_id: str) -> dict[str, Any]:
-        with _translated("retrieve payment intent"):
-            return _plain(
-                self.client.v1.payment_intents.retrieve(payment_intent_id, options=self._options())
-            )
+        path = f"/v1/payment_intents/{_segment(payment_intent_id)}"
+        return self._call("retrieve payment intent", "get", path)
 
     def capture_payment_intent(
         self, payment_intent_id: str, amount: int, *, idempotency_key: str
     ) -> dict[str, Any]:
-        with _translated("capture payment intent"):
-            return _plain(
-                self.client.v1.payment_intents.capture(
-                    payment_intent_id,
-                    params={"amount_to_capture": amount},
-                    options=self._options(idempotency_key),
-                )
-            )
+        return self._call(
+            "capture payment intent",
+            "post",
+            f"/v1/payment_intents/{_segment(payment_intent_id)}/capture",
+            {"amount_to_capture": amount},
+            idempotency_key=idempotency_key,
+        )
 
     def capture_charge(
         self, charge_id: str, amount: int, *, idempotency_key: str
     ) -> dict[str, Any]:
-        with _translated("capture charge"):
-            return _plain(
-                self.client.v1.charges.capture(
-                    charge_id, params={"amount": amount}, options=self._options(idempotency_key)
-                )
-            )
+        return self._call(
+            "capture charge",
+            "post",
+            f"/v1/charges/{_segment(charge_id)}/capture",
+            {"amount": amount},
+            idempotency_key=idempotency_key,
+        )
 
     def cancel_payment_intent(self, payment_intent_id: str, *, idempotency_key: str) -> dict:
-        with _translated("cancel payment intent"):
-            return _plain(
-                self.client.v1.payment_intents.cancel(
-                    payment_intent_id, options=self._options(idempotency_key)
-                )
-            )
+        return self._call(
+            "cancel payment intent",
+            "post",
+            f"/v1/payment_intents/{_segment(payment_intent_id)}/cancel",
+            idempotency_key=idempotency_key,
+        )
 
     def create_refund(
         self,
@@ -236,14 +257,13 @@ class StripeGateway:
         params: dict[str, Any] = {"charge": charge_id, "metadata": self._metadata(metadata)}
         if amount is not None:
             params["amount"] = amount
-        with _translated("create refund"):
-            return _plain(
-                self.client.v1.refunds.create(params=params, options=self._options(idempotency_key))
-            )
+        return self._call(
+            "create refund", "post", "/v1/refunds", params, idempotency_key=idempotency_key
+        )
 
     def list_refunds(self, charge_id: str) -> Iterator[dict[str, Any]]:
         """Refunds of one charge, newest first."""
-        return self._list(self.client.v1.refunds, {"charge": charge_id})
+        return self._list("/v1/refunds", {"charge": charge_id})
 
     # ------------------------------------------------------------ transfers
 
@@ -270,16 +290,17 @@ class StripeGateway:
             params["source_transaction"] = source_transaction
         if transfer_group:
             params["transfer_group"] = transfer_group
-        with _translated("create transfer"):
-            return _plain(
-                self.client.v1.transfers.create(
-                    params=params, options=self._options(idempotency_key, stripe_account)
-                )
-            )
+        return self._call(
+            "create transfer",
+            "post",
+            "/v1/transfers",
+            params,
+            idempotency_key=idempotency_key,
+            stripe_account=stripe_account,
+        )
 
     def retrieve_transfer(self, transfer_id: str) -> dict[str, Any]:
-        with _translated("retrieve transfer"):
-            return _plain(self.client.v1.transfers.retrieve(transfer_id, options=self._options()))
+        return self._call("retrieve transfer", "get", f"/v1/transfers/{_segment(transfer_id)}")
 
     def list_transfers(
         self,
@@ -297,26 +318,23 @@ class StripeGateway:
             params["destination"] = destination
         if created_gte is not None:
             params["created"] = {"gte": created_gte}
-        return self._list(self.client.v1.transfers, params, stripe_account)
+        return self._list("/v1/transfers", params, stripe_account)
 
     def create_reversal(
         self, transfer_id: str, amount: int, *, metadata: Mapping[str, Any], idempotency_key: str
     ) -> dict[str, Any]:
-        with _translated("create transfer reversal"):
-            return _plain(
-                self.client.v1.transfers.reversals.create(
-                    transfer_id,
-                    params={"amount": amount, "metadata": self._metadata(metadata)},
-                    options=self._options(idempotency_key),
-                )
-            )
+        return self._call(
+            "create transfer reversal",
+            "post",
+            f"/v1/transfers/{_segment(transfer_id)}/reversals",
+            {"amount": amount, "metadata": self._metadata(metadata)},
+            idempotency_key=idempotency_key,
+        )
 
     def list_reversals(self, transfer_id: str) -> list[dict[str, Any]]:
-        with _translated("list transfer reversals"):
-            page = self.client.v1.transfers.reversals.list(
-                transfer_id, params={"limit": LIST_PAGE}, options=self._options()
-            )
-        return [_plain(r) for r in page.data]
+        path = f"/v1/transfers/{_segment(transfer_id)}/reversals"
+        page = self._call("list transfer reversals", "get", path, {"limit": LIST_PAGE})
+        return list(page.get("data") or [])
 
     # ------------------------------------------------------------ payouts and balances
 
@@ -329,27 +347,21 @@ class StripeGateway:
         metadata: Mapping[str, Any],
         idempotency_key: str,
     ) -> dict[str, Any]:
-        with _translated("create payout"):
-            return _plain(
-                self.client.v1.payouts.create(
-                    params={
-                        "amount": amount,
-                        "currency": currency,
-                        "metadata": self._metadata(metadata),
-                    },
-                    options=self._options(idempotency_key, stripe_account),
-                )
-            )
+        return self._call(
+            "create payout",
+            "post",
+            "/v1/payouts",
+            {"amount": amount, "currency": currency, "metadata": self._metadata(metadata)},
+            idempotency_key=idempotency_key,
+            stripe_account=stripe_account,
+        )
 
     def list_payouts(self, stripe_account: str, *, max_items: int = 1000) -> Iterator[dict]:
         """Payouts of one connected account, newest first."""
-        return self._list(self.client.v1.payouts, {}, stripe_account, max_items=max_items)
+        return self._list("/v1/payouts", {}, stripe_account, max_items=max_items)
 
     def retrieve_balance(self, stripe_account: str | None = None) -> dict[str, Any]:
-        with _translated("retrieve balance"):
-            return _plain(
-                self.client.v1.balance.retrieve(options=self._options(None, stripe_account))
-            )
+        return self._call("retrieve balance", "get", "/v1/balance", stripe_account=stripe_account)
 
     # ------------------------------------------------------------ webhooks
 

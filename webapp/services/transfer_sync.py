@@ -116,6 +116,7 @@ class _Run:
         self.mapped_charges: dict[str, str] = {}
         self.payments: dict[str, PaymentFacts] = {}
         self.counts: Counter[str] = Counter()
+        self.new_rows: list[tuple[StripeTransfer, T, str | None]] = []  # created at flush_new
 
     # ------------------------------------------------------------ gathering
 
@@ -159,9 +160,9 @@ class _Run:
         """Rows of these orders (and of their ``_TAX`` twins), by Mirakl id."""
         ids = list(order_ids) + [f"{i}{TAX_SUFFIX}" for i in order_ids]
         rows = db.session.execute(
-            select(StripeTransfer).where(
-                StripeTransfer.type == self.type.value, StripeTransfer.mirakl_id.in_(ids)
-            )
+            select(StripeTransfer)
+            .where(StripeTransfer.type == self.type.value, StripeTransfer.mirakl_id.in_(ids))
+            .execution_options(populate_existing=True)
         ).scalars()
         return {row.mirakl_id: row for row in rows}
 
@@ -198,7 +199,8 @@ class _Run:
         decision: Decision,
         fields: dict[str, Any],
     ) -> StripeTransfer:
-        """Create the row with the decided status, or move it there (compare-and-set)."""
+        """Create the row with the decided status (inserted at ``flush_new``), or move it
+        there (compare-and-set)."""
         if decision.amount is not None:
             fields["amount"] = decision.amount
         if decision.currency:
@@ -208,7 +210,7 @@ class _Run:
         self.counts[_label(decision.status.value)] += 1
         if row is None:
             row = StripeTransfer(type=self.type.value, mirakl_id=mirakl_id, **fields)
-            transitions.create(row, decision.status, decision.reason, actor=self.actor)
+            self.new_rows.append((row, decision.status, decision.reason))
             return row
         changed = {k: v for k, v in fields.items() if getattr(row, k) != v}
         reason = transitions.truncate_reason(decision.reason)
@@ -239,7 +241,7 @@ class _Run:
                 if row is not None and may_update(row):
                     self.record(row, row.mirakl_id, Decision(T.ON_HOLD, reason), {})
             if seller is None and item is not None:
-                self.record(None, order_id, Decision(T.ON_HOLD, reason), {})
+                rows[order_id] = self.record(None, order_id, Decision(T.ON_HOLD, reason), {})
             return item is not None or seller is not None
         fields = {
             "mirakl_shop_id": item.shop_id,
@@ -251,7 +253,7 @@ class _Run:
             decision = self.evaluate(item, debit, seller, is_tax=False)
             account = self.accounts.get(item.shop_id) if item.shop_id else None
             mapping = {"account_mapping_id": account.id if account else None}
-            self.record(seller, order_id, decision, {**fields, **mapping})
+            rows[order_id] = self.record(seller, order_id, decision, {**fields, **mapping})
         else:
             self.counts["already known"] += 1
         # A missing twin is only created next to a seller row that is not settled yet: a
@@ -261,7 +263,7 @@ class _Run:
         ):
             decision = self.evaluate(item, debit, twin, is_tax=True)
             mapping = {"account_mapping_id": self.tax_account.id if self.tax_account else None}
-            self.record(twin, tax_id, decision, {**fields, **mapping})
+            rows[tax_id] = self.record(twin, tax_id, decision, {**fields, **mapping})
         return True
 
     def has_work(
@@ -292,18 +294,52 @@ class _Run:
                 if item is not None and self.has_work(order_id, rows, may_update)
             ]
         )
+        counts = self.counts.copy()
+        try:
+            with db.session.begin_nested():
+                stored = [
+                    self.settle(item, order_id, rows, debits.get(order_id), may_update)
+                    for order_id, item in zip(order_ids, items, strict=True)
+                ]
+                self.flush_new()
+        except Exception:  # noqa: BLE001 - redone order by order below, each on its own
+            log.warning("%d orders not stored together; storing them one by one", len(items))
+            self.counts, self.new_rows = counts, []
+            stored = self.settle_each(items, order_ids, debits, may_update)
+        db.session.commit()
+        return stored
+
+    def settle_each(
+        self,
+        items: Sequence[Order | BadItem | None],
+        order_ids: Sequence[str],
+        debits: dict[str, ServiceDebit],
+        may_update: Callable[[StripeTransfer], bool],
+    ) -> list[bool]:
+        """``settle_chunk``'s slow path: each order in its own savepoint, so one that cannot
+        be stored does not hold back the others."""
+        rows = self.existing(order_ids)
         stored: list[bool] = []
         for order_id, item in zip(order_ids, items, strict=True):
             try:
                 with db.session.begin_nested():
                     debit = debits.get(order_id)
                     stored.append(self.settle(item, order_id, rows, debit, may_update))
+                    self.flush_new()
             except Exception:  # noqa: BLE001 - per-item boundary: the next run retries it
                 log.exception("order %s (%s): could not be evaluated", order_id, self.type.value)
                 self.counts["errors"] += 1
+                self.new_rows = []
+                for mirakl_id in (order_id, f"{order_id}{TAX_SUFFIX}"):
+                    rows.pop(mirakl_id, None)  # rolled back with the savepoint
                 stored.append(False)
-        db.session.commit()
         return stored
+
+    def flush_new(self) -> None:
+        """Insert the rows created since the last flush, with their history, in one go."""
+        if self.new_rows:
+            new, self.new_rows = self.new_rows, []
+            transitions.create_all(new, actor=self.actor)
 
     def reevaluate(self, rows: Sequence[StripeTransfer], may_update: Callable) -> None:
         """Fetch the rows' orders by id (100 per call) and re-evaluate the rows."""

@@ -9,9 +9,10 @@ same transaction (so it is sent once per failure, never lost, never repeated).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from webapp.clock import utcnow
@@ -107,15 +108,24 @@ def operation_name(row: Any) -> str:
 
 def create(row: Any, status: Any, reason: str | None = None, *, actor: str | None = None) -> None:
     """Give a new row its first status and add it to the session (history included)."""
-    name, enum, table = MACHINES[type(row)]
-    to = enum(status)
-    if row.id is not None or to not in table[None]:
-        raise IllegalTransition(f"{name}: cannot create a row in status {to.value}")
-    row.status = to.value
-    row.status_reason = truncate_reason(reason)
-    db.session.add(row)
+    create_all([(row, status, reason)], actor=actor)
+
+
+def create_all(entries: Sequence[tuple[Any, Any, str | None]], *, actor: str | None) -> None:
+    """``create`` for many new rows, given as (row, status, reason): one flush inserts them
+    all (batched), so their history entries can name their ids."""
+    firsts = []
+    for row, status, reason in entries:
+        name, enum, table = MACHINES[type(row)]
+        to = enum(status)
+        if row.id is not None or to not in table[None]:
+            raise IllegalTransition(f"{name}: cannot create a row in status {to.value}")
+        row.status = to.value
+        row.status_reason = truncate_reason(reason)
+        firsts.append((row, to))
+    db.session.add_all([row for row, _ in firsts])
     db.session.flush()
-    _record(row, None, to, row.status_reason, actor)
+    _record_all([(row, None, to, row.status_reason) for row, to in firsts], actor)
 
 
 def transition(
@@ -167,14 +177,26 @@ def transition(
 
 
 def _record(row: Any, frm: Any, to: Any, reason: str | None, actor: str | None) -> None:
-    db.session.add(
-        OperationEvent(
-            operation=operation_name(row),
-            operation_id=row.id,
-            from_status=None if frm is None else frm.value,
-            to_status=to.value,
-            reason=reason,
-            attempt=getattr(row, "attempt", None),
-            actor=actor,
-        )
+    _record_all([(row, frm, to, reason)], actor)
+
+
+def _record_all(moves: Sequence[tuple[Any, Any, Any, str | None]], actor: str | None) -> None:
+    """History entries of (row, from, to, reason) moves, in one INSERT (executemany): nothing
+    reads them back as objects, so they skip the unit of work."""
+    if not moves:
+        return
+    db.session.execute(
+        insert(OperationEvent),
+        [
+            {
+                "operation": operation_name(row),
+                "operation_id": row.id,
+                "from_status": None if frm is None else frm.value,
+                "to_status": to.value,
+                "reason": reason,
+                "attempt": getattr(row, "attempt", None),
+                "actor": actor,
+            }
+            for row, frm, to, reason in moves
+        ],
     )
