@@ -17,6 +17,7 @@ answers with the object it already made.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,7 +25,8 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, Select, Update, bindparam, or_, select, update
+from sqlalchemy.orm import joinedload
 
 from webapp.clock import utcnow
 from webapp.errors import StripeOutcomeUnknown, StripeRefused
@@ -81,12 +83,12 @@ def claim(
     pending: str,
     operation: str,
     mirakl_id: str,
-    load: Sequence[Any] = (),
+    eager: tuple[str, ...] = (),
 ) -> Claim | None:
     """Take the row for one attempt, or None if it is not PENDING or another worker has it.
 
-    ``load`` are loader options (e.g. ``joinedload(Model.account_mapping)``) for reading the
-    won row back, so the money job needs no further read before calling Stripe.
+    ``eager`` names relationships (e.g. ``account_mapping``) loaded with the won row, so the
+    money job needs no further read before calling Stripe.
     """
     now = utcnow()
     stale = now - recheck_after()
@@ -96,30 +98,46 @@ def claim(
         return None
     is_recheck = row.attempted_at is not None
     key = idempotency_key(operation, mirakl_id, row.attempt)
+    take, read_back = _claim_statements(model, eager)
     won = db.session.execute(
-        update(model)
-        .where(
-            model.id == row_id,
-            model.status == pending,
-            model.attempt == row.attempt,
-            or_(model.attempted_at.is_(None), model.attempted_at <= stale),
-        )
-        .values(attempted_at=now, idempotency_key=key)
-        .execution_options(synchronize_session=False)
+        take,
+        {
+            "claim_id": row_id,
+            "claim_status": pending,
+            "claim_attempt": row.attempt,
+            "claim_stale": stale,
+            "attempted_at": now,
+            "idempotency_key": key,
+        },
     ).rowcount
     if won != 1:
         db.session.rollback()
         return None
     # Read the row back inside the claim's own transaction: it is ours from the UPDATE on
     # (row lock on PostgreSQL, write lock on SQLite), so what we send is what it holds.
-    row = db.session.execute(
-        select(model)
-        .where(model.id == row_id)
-        .options(*load)
-        .execution_options(populate_existing=True)
-    ).scalar_one()
+    row = db.session.execute(read_back, {"claim_id": row_id}).scalar_one()
     db.session.commit()
     return Claim(row, key, is_recheck)
+
+
+@functools.cache
+def _claim_statements(model: type, eager: tuple[str, ...]) -> tuple[Update, Select]:
+    """The claim's compare-and-set and its read-back, built once per table (building and
+    keying them each time cost more than running them)."""
+    table = model.__table__
+    take = update(table).where(
+        table.c.id == bindparam("claim_id"),
+        table.c.status == bindparam("claim_status"),
+        table.c.attempt == bindparam("claim_attempt"),
+        or_(table.c.attempted_at.is_(None), table.c.attempted_at <= bindparam("claim_stale")),
+    )
+    read_back = (
+        select(model)
+        .where(model.id == bindparam("claim_id"))
+        .options(*(joinedload(getattr(model, name)) for name in eager))
+        .execution_options(populate_existing=True)
+    )
+    return take, read_back
 
 
 def send_once(

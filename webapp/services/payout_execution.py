@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import joinedload
 
 from webapp.extensions import db
 from webapp.models import (
@@ -130,7 +129,7 @@ def execute_payout(payout_id: int) -> None:
         pending=PayoutStatus.PENDING.value,
         operation="payout",
         mirakl_id=str(row.mirakl_invoice_id),
-        load=(joinedload(StripePayout.account_mapping),),
+        eager=("account_mapping",),
     )
     if claim is None:
         return

@@ -11,8 +11,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy.orm import joinedload
-
 from webapp.extensions import db
 from webapp.models import StripeTransfer, TransferStatus, TransferType
 from webapp.services import attempts, transitions
@@ -107,7 +105,7 @@ def execute_transfer(transfer_id: int) -> None:
         pending=TransferStatus.PENDING.value,
         operation=row.type,
         mirakl_id=row.mirakl_id,
-        load=(joinedload(StripeTransfer.account_mapping),),
+        eager=("account_mapping",),
     )
     if claim is None:
         return

@@ -9,10 +9,11 @@ same transaction (so it is sent once per failure, never lost, never repeated).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import Update, bindparam, insert, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from webapp.clock import utcnow
@@ -80,6 +81,7 @@ MACHINES: dict[type, tuple[str, type, dict[Any, set[Any]]]] = {
 }
 
 FAILED_STATUSES = {T.FAILED, R.FAILED, P.FAILED}
+_EVENT_INSERT = insert(OperationEvent.__table__)
 KEEP = object()  # "leave status_reason as it is"
 
 
@@ -153,12 +155,9 @@ def transition(
     values: dict[str, Any] = {"status": to.value, "modification_datetime": utcnow(), **fields}
     if reason is not KEEP:
         values["status_reason"] = truncate_reason(reason)
-    model = type(row)
+    db.session.flush()  # pending changes of the row go before its compare-and-set
     result = db.session.execute(
-        update(model)
-        .where(model.id == row.id, model.status == row.status)
-        .values(**values)
-        .execution_options(synchronize_session=False)
+        _compare_and_set(type(row)), {"cas_id": row.id, "cas_status": row.status, **values}
     )
     if result.rowcount != 1:
         db.session.refresh(row)
@@ -176,6 +175,17 @@ def transition(
     return True
 
 
+@functools.cache
+def _compare_and_set(model: type) -> Update:
+    """``UPDATE <table> SET <the keys given> WHERE id = :cas_id AND status = :cas_status``,
+    built once per table: on the hot path, building and keying the statement each time cost
+    more than running it."""
+    table = model.__table__
+    return update(table).where(
+        table.c.id == bindparam("cas_id"), table.c.status == bindparam("cas_status")
+    )
+
+
 def _record(row: Any, frm: Any, to: Any, reason: str | None, actor: str | None) -> None:
     _record_all([(row, frm, to, reason)], actor)
 
@@ -186,7 +196,7 @@ def _record_all(moves: Sequence[tuple[Any, Any, Any, str | None]], actor: str | 
     if not moves:
         return
     db.session.execute(
-        insert(OperationEvent),
+        _EVENT_INSERT,
         [
             {
                 "operation": operation_name(row),
