@@ -30,6 +30,7 @@ from sandbox.mirakl.control import MiraklControl
 from sandbox.servers import start_mirakl, start_stripe
 from sandbox.stripe.control import StripeControl
 from webapp import create_app
+from webapp.db_cli import init_migrations
 from webapp.extensions import db
 
 PG_SERVER = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -219,6 +220,7 @@ def migrated(base_env: dict[str, str]) -> str:
     """Build the schema once per session with the real migrations."""
     app = create_app(base_env)
     with app.app_context():
+        init_migrations(app)
         upgrade()
         db.engine.dispose()
     return base_env["DATABASE_URL"]

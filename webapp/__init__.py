@@ -9,13 +9,10 @@ from dotenv import load_dotenv
 from flask import Flask
 
 from webapp.config import load_config, secret_values
-from webapp.extensions import db, migrate
+from webapp.db_cli import db_cli
+from webapp.extensions import db
 from webapp.logs import configure_logging
 from webapp.services import mailer
-
-MIGRATIONS_DIR = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations"
-)
 
 
 def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
@@ -39,7 +36,6 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
 
     db.init_app(app)
     mailer.init_app(app)
-    migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True, compare_type=True)
 
     from webapp import models  # noqa: F401  (registers the tables with the metadata)
     from webapp.jobs.cli import connector_cli
@@ -48,4 +44,5 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     auth.init_app(app)
     register_views(app)
     app.cli.add_command(connector_cli)
+    app.cli.add_command(db_cli)
     return app

@@ -12,6 +12,7 @@ from sqlalchemy import inspect, select, text, update
 from tests.conftest import _empty_tables
 from webapp import create_app
 from webapp.clock import utcnow
+from webapp.db_cli import init_migrations
 from webapp.errors import IllegalTransition, MiraklUnavailable
 from webapp.extensions import db
 from webapp.jobs.runner import run_job
@@ -33,6 +34,7 @@ from webapp.services import checkpoints, leases, transitions
 def backend_app(request, base_env):
     url = request.getfixturevalue(f"{request.param}_url")
     application = create_app({**base_env, "DATABASE_URL": url})
+    init_migrations(application)
     with application.app_context():
         upgrade()
     yield application

@@ -8,6 +8,7 @@ authenticated otherwise and exempt from CSRF.
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import timedelta
 from typing import Any
@@ -33,8 +34,6 @@ LOCK_DURATION = timedelta(minutes=5)
 REFUSED = (
     "Wrong e-mail or password, or too many attempts: check them and try again in a few minutes."
 )
-# Checked against when the e-mail is unknown, so both cases take the same time.
-_DUMMY_HASH = generate_password_hash("not-a-real-password")
 
 bp = Blueprint("auth", __name__, url_prefix="/console")
 login_manager = LoginManager()
@@ -90,11 +89,18 @@ def create_user(email: str, password: str) -> OperatorUser:
     return user
 
 
+@functools.cache
+def _dummy_hash() -> str:
+    """Checked against when the e-mail is unknown, so both cases take the same time (made on
+    first use: hashing costs tens of milliseconds at every start otherwise)."""
+    return generate_password_hash("not-a-real-password")
+
+
 def authenticate(email: str, password: str) -> OperatorUser | None:
     """The user if the password is right and the account not locked; counts failures."""
     user = find_user(email)
     if user is None:
-        check_password_hash(_DUMMY_HASH, password)
+        check_password_hash(_dummy_hash(), password)
         return None
     now = utcnow()
     if user.locked_until is not None and user.locked_until > now:
