@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from flask import current_app
 from rq import Queue
@@ -150,7 +150,22 @@ def _run_inline(operation: str, ids: Sequence[int]) -> int:
     if workers == 1:
         for row_id in ids:
             one(row_id)
-    else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(one, ids))
+        return len(ids)
+    # Each thread takes the next id when it is free: memory stays flat however many rows
+    # (an executor's map would hold a future per row from the start).
+    pending, lock = iter(ids), threading.Lock()
+
+    def drain() -> None:
+        while True:
+            with lock:
+                row_id = next(pending, None)
+            if row_id is None:
+                return
+            one(row_id)
+
+    threads = [threading.Thread(target=drain, name=f"money-{n}") for n in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     return len(ids)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -210,13 +210,18 @@ def record_unknown(row: Any, reason: str, *, actor: str) -> None:
     db.session.commit()
 
 
-def find_dispatchable(model: type, pending: str, limit: int | None = None) -> list[int]:
-    """PENDING rows with no live claim: never started, lost with their job, or to recheck."""
+def find_dispatchable(
+    model: type, pending: str, *where: ColumnElement[bool], limit: int | None = None
+) -> list[int]:
+    """PENDING rows with no live claim (never started, lost with their job, or to recheck)
+    that also meet ``where``, by id."""
     stale = utcnow() - recheck_after()
     query = (
         select(model.id)
         .where(
-            model.status == pending, or_(model.attempted_at.is_(None), model.attempted_at <= stale)
+            model.status == pending,
+            or_(model.attempted_at.is_(None), model.attempted_at <= stale),
+            *where,
         )
         .order_by(model.id)
     )
@@ -225,13 +230,23 @@ def find_dispatchable(model: type, pending: str, limit: int | None = None) -> li
     return list(db.session.execute(query).scalars())
 
 
+ID_BATCH = 500  # ids per ``IN (…)``: one statement per run's worth of ids made a memory spike
+
+
+def id_batches(ids: Sequence[int]) -> Iterator[list[int]]:
+    """``ids`` in slices of ``ID_BATCH``."""
+    for first in range(0, len(ids), ID_BATCH):
+        yield list(ids[first : first + ID_BATCH])
+
+
 def mark_queued(model: type, ids: Sequence[int]) -> None:
     """Remember when rows were handed to a worker (the console shows "queued")."""
-    if ids:
+    now = utcnow()
+    for batch in id_batches(ids):
         db.session.execute(
             update(model)
-            .where(model.id.in_(list(ids)))
-            .values(queued_at=utcnow())
+            .where(model.id.in_(batch))
+            .values(queued_at=now)
             .execution_options(synchronize_session=False)
         )
-        db.session.commit()
+    db.session.commit()

@@ -46,16 +46,13 @@ def find_dispatchable_transfers(shop_id: int | None = None) -> list[list[int]]:
     """PENDING invoice transfers to send (of one shop when given), in two waves: credits
     (platform → seller) first, then fees (seller → platform), so that a credit can fund the
     fees of the same invoice."""
-    ids = attempts.find_dispatchable(StripeTransfer, TransferStatus.PENDING.value)
-    waves: list[list[int]] = []
-    for types in (CREDIT_TYPES, FEE_TYPES):
-        query = select(StripeTransfer.id).where(
-            StripeTransfer.id.in_(ids), StripeTransfer.type.in_(types)
+    shop = () if shop_id is None else (StripeTransfer.mirakl_shop_id == shop_id,)
+    return [
+        attempts.find_dispatchable(
+            StripeTransfer, TransferStatus.PENDING.value, StripeTransfer.type.in_(types), *shop
         )
-        if shop_id is not None:
-            query = query.where(StripeTransfer.mirakl_shop_id == shop_id)
-        waves.append(list(db.session.execute(query.order_by(StripeTransfer.id)).scalars()))
-    return waves
+        for types in (CREDIT_TYPES, FEE_TYPES)
+    ]
 
 
 def _invoices_with_pending_transfers(invoice_ids: Iterable[int]) -> set[int]:

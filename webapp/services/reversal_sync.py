@@ -143,15 +143,8 @@ def retry_reversals(ids: Iterable[int], *, actor: str) -> list[int]:
 
 def find_dispatchable_reversals() -> list[int]:
     """PENDING reversal rows with no live claim (new, or whose job was lost)."""
-    ids = attempts.find_dispatchable(StripeTransfer, T.PENDING.value)
-    if not ids:
-        return []
-    return list(
-        db.session.execute(
-            select(StripeTransfer.id)
-            .where(StripeTransfer.id.in_(ids), StripeTransfer.type == TransferType.REFUND.value)
-            .order_by(StripeTransfer.id)
-        ).scalars()
+    return attempts.find_dispatchable(
+        StripeTransfer, T.PENDING.value, StripeTransfer.type == TransferType.REFUND.value
     )
 
 

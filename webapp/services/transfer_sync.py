@@ -54,6 +54,8 @@ from webapp.services.transfers import (
 
 log = logging.getLogger(__name__)
 
+PAYMENT_CACHE = 1000  # payments remembered per run (orders sharing one come close together)
+
 
 def fetch_payment(gateway: StripeGateway, payment_id: str) -> PaymentFacts:
     """Look a charge or PaymentIntent up in Stripe; failures become facts, never raise."""
@@ -167,7 +169,11 @@ class _Run:
         return {row.mirakl_id: row for row in rows}
 
     def payment(self, payment_id: str) -> PaymentFacts:
+        """The payment's facts, looked up once for the orders (and ``_TAX`` twins) sharing it;
+        only the latest ``PAYMENT_CACHE`` are kept, so memory stays flat on long runs."""
         if payment_id not in self.payments:
+            if len(self.payments) >= PAYMENT_CACHE:
+                del self.payments[next(iter(self.payments))]
             self.payments[payment_id] = fetch_payment(get_stripe(), payment_id)
         return self.payments[payment_id]
 
@@ -469,12 +475,10 @@ def find_dispatchable_transfers() -> list[int]:
     Order transfers only: invoice transfers and refund reversals belong to their own runs
     (``process-payout`` sends credits before the fees they fund; ``process-refund``).
     """
-    ids = attempts.find_dispatchable(StripeTransfer, T.PENDING.value)
     types = [t.value for t in ORDER_TRANSFER_TYPES]
-    query = select(StripeTransfer.id).where(
-        StripeTransfer.id.in_(ids), StripeTransfer.type.in_(types)
+    return attempts.find_dispatchable(
+        StripeTransfer, T.PENDING.value, StripeTransfer.type.in_(types)
     )
-    return list(db.session.execute(query.order_by(StripeTransfer.id)).scalars())
 
 
 def count_statuses(ids: Sequence[int]) -> dict[str, int]:
@@ -482,9 +486,15 @@ def count_statuses(ids: Sequence[int]) -> dict[str, int]:
     if not ids:
         return {}
     db.session.expire_all()
-    result = db.session.execute(
-        select(StripeTransfer.status, func.count())
-        .where(StripeTransfer.id.in_(list(ids)))
-        .group_by(StripeTransfer.status)
-    )
-    return {_label(status): count for status, count in sorted(result.all())}
+    counts: Counter[str] = Counter()
+    for batch in attempts.id_batches(ids):
+        counts.update(
+            dict(
+                db.session.execute(
+                    select(StripeTransfer.status, func.count())
+                    .where(StripeTransfer.id.in_(batch))
+                    .group_by(StripeTransfer.status)
+                ).all()
+            )
+        )
+    return {_label(status): count for status, count in sorted(counts.items())}
