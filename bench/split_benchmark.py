@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -140,6 +141,36 @@ def seed_orders(args, mirakl: MiraklControl, stripe: StripeControl) -> None:
         mirakl.add_orders(orders[first : first + SEED_BATCH])
 
 
+class PeakMemory:
+    """The child's own peak resident memory, read from ``/proc/<pid>/status`` (``VmHWM``).
+
+    Not ``ru_maxrss``: Linux carries the high-water mark of the process that forked the child
+    across ``exec``, so it would report this script's memory (the seeded orders) instead.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.path = f"/proc/{pid}/status"
+        self.mib = 0.0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+
+    def _watch(self) -> None:
+        while not self.done.is_set():
+            try:
+                with open(self.path, encoding="ascii") as status:
+                    for line in status:
+                        if line.startswith("VmHWM:"):
+                            self.mib = max(self.mib, int(line.split()[1]) / 1024)
+            except OSError:
+                return  # not Linux, or gone
+            self.done.wait(0.02)
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join()
+
+
 def run_connector(
     env: dict, profile: str = "", stacks: str = ""
 ) -> tuple[float, float, float, str]:
@@ -159,14 +190,17 @@ def run_connector(
             stdout=out,
             stderr=err,
         )
+        peak = PeakMemory(proc.pid)
         _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage, nothing else
+        peak.stop()
         proc.returncode = os.waitstatus_to_exitcode(status)
         wall = time.monotonic() - started
         out.seek(0)
         err.seek(0)
         if proc.returncode != 0:
             raise RuntimeError(f"process-transfer failed: {err.read().strip()[-500:]}")
-        return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out.read()
+        peak_mib = peak.mib or usage.ru_maxrss / 1024
+        return wall, usage.ru_utime + usage.ru_stime, peak_mib, out.read()
 
 
 def main() -> int:
