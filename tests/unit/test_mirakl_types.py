@@ -139,3 +139,17 @@ def test_shop_custom_fields_and_invoice():
 def test_service_commercial_id_drops_the_last_segment():
     assert service_commercial_id("ABC-123-A") == "ABC-123"
     assert service_commercial_id("ABC") == "ABC"
+
+
+@pytest.mark.parametrize(
+    ("currency", "expected"),
+    [("EUR", "eur"), (None, ""), ("", ""), (0, MiraklDataError), ("E1R", MiraklDataError)],
+)
+def test_shop_currency_is_a_currency_code_or_absent(currency, expected):
+    """Found by fuzzing: ``currency_iso_code: 0`` became the currency "0"."""
+    data = {"shop_id": 1, "shop_name": "Shop 1", "currency_iso_code": currency}
+    if expected is MiraklDataError:
+        with pytest.raises(MiraklDataError, match="not a currency code"):
+            parse_shop(data)
+    else:
+        assert parse_shop(data).currency == expected

@@ -159,6 +159,11 @@ def currency_code(data: Mapping[str, Any], key: str) -> str:
     return value.lower()
 
 
+def opt_currency_code(data: Mapping[str, Any], key: str) -> str:
+    """``currency_code`` for a field that may be absent ("" then)."""
+    return currency_code(data, key) if opt_str(data, key).strip() else ""
+
+
 def guess_id(data: Any, *keys: str) -> str | None:
     """Best-effort id of a malformed item, so its row can still carry a reason."""
     if isinstance(data, Mapping):

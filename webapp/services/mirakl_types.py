@@ -21,6 +21,7 @@ from webapp.services.mirakl_fields import (
     currency_code,
     obj,
     obj_list,
+    opt_currency_code,
     opt_date,
     opt_decimal,
     opt_int,
@@ -85,7 +86,7 @@ def parse_shop(data: Mapping[str, Any]) -> Shop:
         web_site=opt_str(contact, "web_site"),
         phone=opt_str(contact, "phone"),
         additional_fields=fields,
-        currency=opt_str(data, "currency_iso_code").lower(),
+        currency=opt_currency_code(data, "currency_iso_code"),
     )
 
 
