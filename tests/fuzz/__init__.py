@@ -89,7 +89,9 @@ def mutated(draw: st.DrawFn, base: Any, max_mutations: int = 3, *, keep_root: bo
             break
         path = draw(st.sampled_from(candidates))
         op = draw(st.sampled_from(["delete", "replace", "replace", "wrap"]))
-        new = draw(json_values) if op == "replace" else None
+        # A copy: NASTY_SCALARS holds lists and dicts that a later mutation of this example
+        # would otherwise change in place, for every example after it.
+        new = copy.deepcopy(draw(json_values)) if op == "replace" else None
         doc = _apply(doc, path, op, new)
     return doc
 

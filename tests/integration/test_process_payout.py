@@ -484,8 +484,10 @@ def test_retry_functions_return_the_rows_now_pending(app, mirakl, stripe):
     assert payout_sync.retry_payouts([payout_id], actor="operator@example.com") == []
 
 
-def test_queued_mode_sends_the_payout_after_its_transfers(app, mirakl, stripe):
-    """With RQ, transfers are queued first; the payout waits for the next run."""
+def test_queued_mode_sends_credit_then_fees_then_payout_in_one_go(app, mirakl, stripe):
+    """With RQ, only the credit is queued at first: its money job queues the invoice's fees
+    once it is done, and the last transfer's job the payout (no fee before the credit that
+    funds it, no payout left for the next daily run)."""
     from rq import SimpleWorker
 
     from webapp.jobs import process_payout
@@ -498,23 +500,47 @@ def test_queued_mode_sends_the_payout_after_its_transfers(app, mirakl, stripe):
     first, ctx = run_job(process_payout.NAME, process_payout.run, trigger="scheduler", inline=False)
 
     assert first.outcome == "succeeded", first.error
-    assert "invoice transfers: 3 dispatched" in ctx.lines
+    assert "invoice transfers: 1 dispatched" in ctx.lines
     assert "payouts: 0 dispatched, 1 waiting for transfers" in ctx.lines
-    assert all(t.queued_at is not None for t in transfers().values())
+    queued = {t.type: t.queued_at is not None for t in transfers().values()}
+    assert queued == {CRED: True, SUB: False, INV: False}
+
     SimpleWorker([get_queue(MONEY_QUEUE)], connection=get_redis()).work(burst=True)
     db.session.expire_all()
+
     assert {t.status for t in transfers().values()} == {"TRANSFER_CREATED"}
-    assert payout().status == "PAYOUT_PENDING"
+    assert payout().status == "PAYOUT_CREATED"
+    assert [p["amount"] for p in stripe.objects("payouts")] == [1234]
+    posts = [
+        r["stripe_account"] is None  # platform → seller: the credit
+        for r in stripe.requests(path_prefix="/v1/transfers", method="POST")
+    ]
+    assert posts == [True, False, False]
+    payout_post = stripe.requests(path_prefix="/v1/payouts", method="POST")
+    last_transfer = stripe.requests(path_prefix="/v1/transfers", method="POST")[-1]
+    assert float(payout_post[0]["at"]) >= float(last_transfer["at"])
 
     second, ctx = run_job(
         process_payout.NAME, process_payout.run, trigger="scheduler", inline=False
     )
-    assert "payouts: 1 dispatched, 0 waiting for transfers" in ctx.lines
-    SimpleWorker([get_queue(MONEY_QUEUE)], connection=get_redis()).work(burst=True)
-    db.session.expire_all()
+    assert not any(line.startswith("invoice transfers: 1") for line in ctx.lines)
+    assert len(stripe.objects("payouts")) == 1
 
-    assert payout().status == "PAYOUT_CREATED"
-    assert [p["amount"] for p in stripe.objects("payouts")] == [1234]
+
+def test_a_fee_waits_while_its_invoice_credit_is_pending(app, runner, mirakl, stripe):
+    """Inline too: a credit whose outcome is unknown (still PENDING) holds back its fees."""
+    add_seller(stripe)
+    mirakl.add_invoices([make_invoice(1)])
+    stripe.set_faults(after_rate=1.0, paths=["/v1/transfers"], methods=["POST"], max_faults=1)
+
+    result = run(runner)
+
+    assert result.exit_code == 0, result.output
+    status_of = {t.type: t.status for t in transfers().values()}
+    assert status_of == {CRED: "TRANSFER_PENDING", SUB: "TRANSFER_PENDING", INV: "TRANSFER_PENDING"}
+    posts = stripe.requests(path_prefix="/v1/transfers", method="POST")
+    assert [r["stripe_account"] for r in posts] == [None]  # the credit only
+    assert payout().status == "PAYOUT_PENDING"
 
 
 def test_unreadable_invoice_is_on_hold_and_the_others_go_on(app, runner, mirakl, stripe):

@@ -12,6 +12,7 @@ import importlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from flask import current_app
 from rq import Queue
@@ -21,6 +22,8 @@ from rq.job import Job, JobStatus
 from webapp.extensions import db
 from webapp.jobs.context import with_app_context
 from webapp.jobs.queues import MONEY_QUEUE, get_queue
+from webapp.models import PaymentMapping, StripePayout, StripeRefund, StripeTransfer
+from webapp.services import attempts
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +34,26 @@ EXECUTORS: dict[str, str] = {
     "payout": "webapp.services.payout_execution.execute_payout",
     "capture": "webapp.services.capture_execution.execute_capture",
 }
+# Queued mode: rows that wait for another row (an invoice's fees for its credits, its payout
+# for its transfers) are queued by that row's job once it is done: operation → function giving
+# (operation, row ids) to queue.
+FOLLOW_UPS: dict[str, str] = {"transfer": "webapp.services.payout_execution.released_by"}
+MODELS: dict[str, type] = {
+    "transfer": StripeTransfer,
+    "refund": StripeRefund,
+    "payout": StripePayout,
+    "capture": PaymentMapping,
+}
 FAILED_JOB_TTL = 300  # seconds an RQ failure record is kept
 
 
-def get_executor(operation: str) -> Callable[[int], None]:
-    module, _, func = EXECUTORS[operation].rpartition(".")
+def _resolve(path: str) -> Callable[..., Any]:
+    module, _, func = path.rpartition(".")
     return getattr(importlib.import_module(module), func)
+
+
+def get_executor(operation: str) -> Callable[[int], None]:
+    return _resolve(EXECUTORS[operation])
 
 
 def job_id(operation: str, row_id: int) -> str:
@@ -62,8 +79,12 @@ def execute(operation: str, row_id: int) -> None:
 
 @with_app_context
 def run_money_job(operation: str, row_id: int) -> None:
-    """Entry point of a money job in an RQ worker."""
+    """Entry point of a money job in an RQ worker; then queues what waited for this row."""
     execute(operation, row_id)
+    if operation in FOLLOW_UPS:
+        for follower, ids in _resolve(FOLLOW_UPS[operation])(row_id):
+            dispatch(follower, ids, inline=False)
+            attempts.mark_queued(MODELS[follower], ids)
 
 
 def dispatch(operation: str, ids: Sequence[int], *, inline: bool) -> int:

@@ -25,8 +25,14 @@ def run(ctx: JobContext, mirakl_shop_id: int | None = None) -> None:
     invoices = payout_sync.sync_invoices(mirakl_shop_id)
     ctx.report(f"shop {mirakl_shop_id} invoices" if mirakl_shop_id else "invoices", invoices)
 
+    # Credits first: a credit can fund its invoice's fees. Queued, a credit is not done yet
+    # when the fees are looked for; its money job sends them (and the payout) once it is.
     sent = 0
-    for wave in payout_execution.find_dispatchable_transfers(mirakl_shop_id):  # credits, then fees
+    for find in (
+        payout_execution.find_dispatchable_credits,
+        payout_execution.find_dispatchable_fees,
+    ):
+        wave = find(mirakl_shop_id)
         sent += ctx.dispatch("transfer", wave)
         if not ctx.inline:
             attempts.mark_queued(StripeTransfer, wave)

@@ -1,9 +1,10 @@
 """Payout money jobs: dispatch order, the payout job and its webhook (reference §6).
 
-``find_dispatchable_transfers`` / ``find_dispatchable_payouts`` say which PENDING rows may be
-sent, in which order (credits, then fees, then the payouts whose invoice has no transfer left
-to send); ``execute_payout`` claims a PENDING payout row and sends the payout from the seller's
-Stripe balance exactly once (looking up an earlier attempt's payout with
+``find_dispatchable_credits`` / ``_fees`` / ``_payouts`` say which PENDING rows may be sent,
+in which order: credits, then the fees of invoices whose credits are done, then the payouts
+whose invoice has no transfer left to send (``released_by`` does the same when one transfer is
+done, in queued mode). ``execute_payout`` claims a PENDING payout row and sends the payout
+from the seller's Stripe balance exactly once (looking up an earlier attempt's payout with
 ``find_existing_payout``); ``handle_payout_failed`` records a ``payout.failed`` event (webhook
 handler). Pure rules live in ``payouts``.
 """
@@ -14,7 +15,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 
 from webapp.extensions import db
 from webapp.models import (
@@ -42,17 +43,55 @@ from webapp.services.webhooks import WebhookAnswer, event_object, event_object_i
 log = logging.getLogger(__name__)
 
 
-def find_dispatchable_transfers(shop_id: int | None = None) -> list[list[int]]:
-    """PENDING invoice transfers to send (of one shop when given), in two waves: credits
-    (platform → seller) first, then fees (seller → platform), so that a credit can fund the
-    fees of the same invoice."""
-    shop = () if shop_id is None else (StripeTransfer.mirakl_shop_id == shop_id,)
-    return [
-        attempts.find_dispatchable(
-            StripeTransfer, TransferStatus.PENDING.value, StripeTransfer.type.in_(types), *shop
-        )
-        for types in (CREDIT_TYPES, FEE_TYPES)
-    ]
+def _invoice_filters(
+    shop_id: int | None, invoice_id: str | None
+) -> tuple[ColumnElement[bool], ...]:
+    found: list[ColumnElement[bool]] = []
+    if shop_id is not None:
+        found.append(StripeTransfer.mirakl_shop_id == shop_id)
+    if invoice_id is not None:
+        found.append(StripeTransfer.mirakl_id == invoice_id)
+    return tuple(found)
+
+
+def find_dispatchable_credits(shop_id: int | None = None) -> list[int]:
+    """PENDING credit transfers (platform → seller) to send (of one shop when given)."""
+    return attempts.find_dispatchable(
+        StripeTransfer,
+        TransferStatus.PENDING.value,
+        StripeTransfer.type.in_(CREDIT_TYPES),
+        *_invoice_filters(shop_id, None),
+    )
+
+
+def find_dispatchable_fees(shop_id: int | None = None, invoice_id: str | None = None) -> list[int]:
+    """PENDING fee transfers (seller → platform) whose invoice has no credit still PENDING:
+    a credit can fund the fees of its invoice, so it goes first. Called after the credits
+    were sent (inline), or when one is done (queued: ``released_by``)."""
+    pending_credits = select(StripeTransfer.mirakl_id).where(
+        StripeTransfer.type.in_(CREDIT_TYPES),
+        StripeTransfer.status == TransferStatus.PENDING.value,
+    )
+    return attempts.find_dispatchable(
+        StripeTransfer,
+        TransferStatus.PENDING.value,
+        StripeTransfer.type.in_(FEE_TYPES),
+        StripeTransfer.mirakl_id.not_in(pending_credits),
+        *_invoice_filters(shop_id, invoice_id),
+    )
+
+
+def released_by(transfer_id: int) -> list[tuple[str, list[int]]]:
+    """Queued mode: what an invoice transfer that is no longer PENDING lets go, as
+    (operation, row ids): its invoice's fees once none of its credits is PENDING, and its
+    payout once none of its transfers is. Without this they waited for the next daily run."""
+    row = db.session.get(StripeTransfer, transfer_id)
+    invoice_types = {t.value for t in INVOICE_TRANSFER_TYPES}
+    if row is None or row.type not in invoice_types or row.status == TransferStatus.PENDING.value:
+        return []
+    fees = find_dispatchable_fees(invoice_id=row.mirakl_id)
+    payouts, _ = find_dispatchable_payouts(invoice_id=int(row.mirakl_id))
+    return [(operation, ids) for operation, ids in (("transfer", fees), ("payout", payouts)) if ids]
 
 
 def _invoices_with_pending_transfers(invoice_ids: Iterable[int]) -> set[int]:
@@ -69,19 +108,29 @@ def _invoices_with_pending_transfers(invoice_ids: Iterable[int]) -> set[int]:
     return {int(k) for k in rows}
 
 
-def find_dispatchable_payouts(shop_id: int | None = None) -> tuple[list[int], int]:
+def find_dispatchable_payouts(
+    shop_id: int | None = None, invoice_id: int | None = None
+) -> tuple[list[int], int]:
     """PENDING payouts to send, and how many wait for their invoice's transfers first.
 
     A payout goes only once its invoice's fee and credit transfers are no longer PENDING:
     fees are collected and credits paid before the seller's balance is paid out.
     """
-    ids = attempts.find_dispatchable(StripePayout, PayoutStatus.PENDING.value)
+    where = []
+    if shop_id is not None:
+        where.append(StripePayout.mirakl_shop_id == shop_id)
+    if invoice_id is not None:
+        where.append(StripePayout.mirakl_invoice_id == invoice_id)
+    ids = attempts.find_dispatchable(StripePayout, PayoutStatus.PENDING.value, *where)
     if not ids:
         return [], 0
-    query = select(StripePayout.id, StripePayout.mirakl_invoice_id).where(StripePayout.id.in_(ids))
-    if shop_id is not None:
-        query = query.where(StripePayout.mirakl_shop_id == shop_id)
-    rows = list(db.session.execute(query.order_by(StripePayout.id)))
+    rows = list(
+        db.session.execute(
+            select(StripePayout.id, StripePayout.mirakl_invoice_id)
+            .where(StripePayout.id.in_(ids))
+            .order_by(StripePayout.id)
+        )
+    )
     blocked = _invoices_with_pending_transfers(invoice for _, invoice in rows)
     ready = [row_id for row_id, invoice in rows if invoice not in blocked]
     return ready, len(rows) - len(ready)
