@@ -311,10 +311,12 @@ def schedule_overrides(env: Mapping[str, str]) -> dict[str, str]:
 
 
 def engine_options(url: str) -> dict[str, Any]:
-    """Engine options per backend: SQLite needs a busy timeout for concurrent writers."""
+    """Engine options per backend: SQLite needs a busy timeout for concurrent writers; a
+    server database's pooled connections are checked before use when they have been idle
+    (``extensions.ping_idle_connections``), not on every checkout."""
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30}}
-    return {"pool_pre_ping": True}
+    return {}
 
 
 def secret_values(cfg: Mapping[str, Any]) -> list[str]:
