@@ -230,7 +230,7 @@ def find_dispatchable(
     return list(db.session.execute(query).scalars())
 
 
-ID_BATCH = 500  # ids per ``IN (…)``: one statement per run's worth of ids made a memory spike
+ID_BATCH = 500  # ids per ``IN (…)``: statements stay the same size however large the run
 
 
 def id_batches(ids: Sequence[int]) -> Iterator[list[int]]:

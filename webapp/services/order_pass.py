@@ -283,8 +283,9 @@ class OrderPass:
         order_ids: Sequence[str],
         may_update: Callable[[StripeTransfer], bool],
     ) -> list[bool]:
-        """Settle a chunk of orders, each in its own savepoint; commit; return what was
-        stored, order by order."""
+        """Settle a chunk of orders in one savepoint, its new rows in one batched INSERT (order
+        by order, each in its own savepoint, if that fails); commit; return what was stored,
+        order by order."""
         parsed = [i for i in items if i is not None]
         self.prefetch(parsed)
         rows = self.existing(order_ids)
