@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from webapp.clock import utcnow
@@ -147,11 +147,18 @@ def _store(endpoint: str, event: dict[str, Any], payload: bytes) -> WebhookEvent
     except IntegrityError:
         db.session.rollback()
     # Locked until the handler's effect is committed: a concurrent delivery of the same event
-    # waits here, then finds it processed instead of running the handler a second time.
+    # waits here, then finds it processed instead of running the handler a second time. The
+    # lock is taken by a write, which locks on both databases (SQLite ignores FOR UPDATE: two
+    # deliveries both ran the handler there).
+    db.session.execute(
+        update(WebhookEvent)
+        .where(WebhookEvent.stripe_event_id == event["id"])
+        .values(status=WebhookEvent.status)
+        .execution_options(synchronize_session=False)
+    )
     existing = db.session.execute(
         select(WebhookEvent)
         .where(WebhookEvent.stripe_event_id == event["id"])
-        .with_for_update()
         .execution_options(populate_existing=True)
     ).scalar_one()
     if existing.status in (WebhookEventStatus.PROCESSED, WebhookEventStatus.IGNORED):
