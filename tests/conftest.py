@@ -86,14 +86,16 @@ def database_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    """A Redis database index claimed for this session (1-15), flushed before and after."""
+    """A Redis database index claimed for this session (1 and up), flushed before and after."""
     claims = redis.Redis.from_url(f"{REDIS_SERVER}/0")
     token = f"{os.getpid()}-{uuid.uuid4().hex}"
-    for index in range(1, 16):
+    # A server started with more databases (``--databases N``) lets more runs share it.
+    count = int(claims.config_get("databases").get("databases", 16))
+    for index in range(1, count):
         if claims.set(f"connector-test-claim:{index}", token, nx=True, ex=3600):
             break
     else:
-        pytest.exit("no free Redis database index for tests (1-15 all claimed)", returncode=3)
+        pytest.exit(f"no free Redis database index for tests (1-{count - 1} all claimed)", returncode=3)
     url = f"{REDIS_SERVER}/{index}"
     redis.Redis.from_url(url).flushdb()
     yield url
