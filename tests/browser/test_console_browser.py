@@ -21,7 +21,6 @@ from werkzeug.serving import make_server
 
 from sandbox.mirakl.demo import make_product_order
 from webapp.extensions import db
-from webapp.jobs.queues import JOBS_QUEUE, MONEY_QUEUE, get_queue
 from webapp.jobs.scheduler import RUN_ID_PREFIX
 from webapp.jobs.worker import make_worker
 from webapp.models import (
@@ -33,8 +32,9 @@ from webapp.models import (
     TransferStatus,
     TransferType,
 )
-from webapp.services import transitions
 from webapp.services.clients import get_stripe
+from webapp.services.ledger import transitions
+from webapp.services.queueing.queues import JOBS_QUEUE, MONEY_QUEUE, get_queue
 from webapp.views.auth import create_user
 
 pytestmark = pytest.mark.browser
