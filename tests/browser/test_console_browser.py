@@ -2,7 +2,7 @@
 
 The app is served over HTTP by werkzeug in a thread; Stripe and Mirakl are the sandboxes;
 money jobs run in an RQ worker (burst) in the test's app context. Set
-``UPDATE_SCREENSHOTS=1`` to refresh the README's screenshots in ``docs/screenshots``.
+``UPDATE_SCREENSHOTS=1`` to refresh the screenshots in ``docs/screenshots``.
 """
 
 from __future__ import annotations
@@ -236,7 +236,7 @@ def test_operator_retries_failed_transfers_and_runs_a_job(
     assert (run.job, run.trigger, run.outcome) == ("process-transfer", "console", "succeeded")
     assert len(stripe.objects("transfers")) == 3  # nothing paid twice
 
-    # Screenshots for the README, with a few more demo rows.
+    # Screenshots for docs/console.md, with a few more demo rows.
     add_demo_rows(mapping)
     page.goto(f"{live_url}/console/")
     assert "succeeded" in page.inner_text("#last-runs")
