@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dotenv import load_dotenv
 from flask import Flask
 
+from webapp import proxies
 from webapp.config import load_config, secret_values
 from webapp.db_cli import db_cli
 from webapp.extensions import db
@@ -36,6 +37,7 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
 
     db.init_app(app)
     mailer.init_app(app)
+    proxies.init_app(app)
 
     from webapp import models  # noqa: F401  (registers the tables with the metadata)
     from webapp.jobs.cli import connector_cli
