@@ -14,7 +14,7 @@ import redis
 from tests.conftest import PG_SERVER
 from tests.deploy.harness import Deploy, Release, free_port, shared_release
 from webapp.extensions import db
-from webapp.jobs import job_modules
+from webapp.jobs.table import job_modules
 
 SCHEDULED = ("sync-onboarding", "process-transfer")  # every minute; every other job off
 

@@ -29,12 +29,12 @@ from tests.deploy.harness import (
 )
 from webapp import create_app
 from webapp.extensions import db
-from webapp.jobs.money import dispatch
 from webapp.jobs.scheduler import enqueue_run
 from webapp.jobs.worker import SHUTDOWN_GRACE
 from webapp.models import AccountMapping, JobRun, StripeTransfer, TransferStatus, TransferType
-from webapp.services import transitions
 from webapp.services.clients import get_stripe
+from webapp.services.dispatch.money_jobs import dispatch
+from webapp.services.ledger import transitions
 
 pytestmark = pytest.mark.deploy
 

@@ -126,7 +126,5 @@ def test_onboarding_refresh_links_use_the_public_scheme_and_host(make_app, mirak
 
     assert answer.status_code == 302
     (link,) = stripe.requests(path_prefix="/v1/account_links", method="POST")
-    assert (
-        f"https://connector.example.com/api/public/onboarding/refresh?token={token}" in str(link)
-    )
+    assert f"https://connector.example.com/api/public/onboarding/refresh?token={token}" in str(link)
     assert "internal" not in str(link)
