@@ -44,6 +44,7 @@ def count_trusted_hops(remote_addr: str, forwarded_for: str, networks: Iterable[
 
 
 def is_in(address: str, networks: tuple[IPNetwork, ...]) -> bool:
+    """Whether ``address`` is an IP address inside one of ``networks``."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
