@@ -1,7 +1,7 @@
 # The connector's everyday commands. `make test` is what CI runs.
 PYTHON ?= python3
 
-.PHONY: install test lint test-sqlite demo bench
+.PHONY: install test lint test-sqlite demo bench lock
 
 install:
 	$(PYTHON) -m pip install -e ".[test]"
@@ -24,3 +24,12 @@ demo:
 	@$(PYTHON) -c "import flask_admin, localstripe, rq_scheduler, webapp" 2>/dev/null \
 		|| $(PYTHON) -m pip install -q -e ".[test]"
 	$(PYTHON) -m sandbox.demo $(DEMO_ARGS)
+
+# Regenerate requirements.txt, the fully pinned lock that deploys install (Heroku's Python
+# support reads it), from pyproject.toml's dependencies. Keeps the pins already chosen;
+# LOCK_ARGS="--upgrade-package stripe" moves one package, LOCK_ARGS=--upgrade all of them.
+lock:
+	$(PYTHON) -m pip install -q "pip-tools>=7.4"
+	$(PYTHON) -m piptools compile --quiet --strip-extras --no-emit-index-url \
+		--no-emit-find-links --no-emit-trusted-host --newline LF $(LOCK_ARGS) \
+		--output-file requirements.txt pyproject.toml

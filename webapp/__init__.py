@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dotenv import load_dotenv
 from flask import Flask
 
+from webapp import proxies
 from webapp.config import load_config, secret_values
 from webapp.db_cli import db_cli
 from webapp.extensions import db
@@ -38,6 +39,7 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
 
     db.init_app(app)
     mailer.init_app(app)
+    proxies.init_app(app)
 
     auth.init_app(app)
     register_views(app)

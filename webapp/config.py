@@ -9,6 +9,7 @@ show up in a repr, a log line or an error page.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -145,6 +146,42 @@ def _delays(name: str, raw: str) -> tuple[float, ...]:
     return values
 
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+# Symfony's ``private_ranges`` keyword, accepted in TRUSTED_PROXIES for drop-in compatibility.
+PRIVATE_RANGES = (
+    "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+    "169.254.0.0/16", "::1/128", "fc00::/7", "fe80::/10",
+)  # fmt: skip
+
+
+def _trusted_proxies(name: str, raw: str) -> int | tuple[IPNetwork, ...]:
+    """How many proxies' ``X-Forwarded-*`` headers to believe (``webapp.proxies``).
+
+    Empty: none (the app faces the clients). A whole number: that many proxies always sit
+    in front (``1`` on Heroku). ``REMOTE_ADDR`` (the reference's Symfony form): the peer,
+    whoever it is, which is one hop. Otherwise the proxies' addresses or networks, comma
+    separated (``private_ranges`` for the private ones): believed when the peer is one.
+    """
+    value = raw.strip()
+    if not value:
+        return 0
+    if value.isdigit():
+        return int(value)
+    if value.upper() == "REMOTE_ADDR":
+        return 1
+    networks: list[IPNetwork] = []
+    for part in (p.strip() for p in value.split(",") if p.strip()):
+        addresses = PRIVATE_RANGES if part.lower() == "private_ranges" else (part,)
+        try:
+            networks.extend(ipaddress.ip_network(a, strict=False) for a in addresses)
+        except ValueError:
+            raise ConfigError(
+                f"{name} must be a number of proxies, REMOTE_ADDR, or IP addresses/networks "
+                f"separated by commas, got {part!r}"
+            ) from None
+    return tuple(networks)
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -159,7 +196,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("OPERATOR_PASSWORD", None, _secret),
     Setting("SCHEME", "https", _scheme),
     Setting("BASE_HOST", None, _base_host),
-    Setting("TRUSTED_PROXIES", ""),
+    Setting("TRUSTED_PROXIES", "", _trusted_proxies),
     Setting("MESSENGER_TRANSPORT_DSN", ""),  # accepted for drop-in compatibility, unused
     Setting("REDIS_URL", "redis://localhost:6379/0"),
     Setting("STRIPE_CLIENT_SECRET", None, _stripe_key),
@@ -293,6 +330,10 @@ def load_config(env: Mapping[str, str], *, instance_path: str) -> dict[str, Any]
     cfg["SESSION_COOKIE_HTTPONLY"] = True
     cfg["SESSION_COOKIE_SAMESITE"] = "Lax"
     cfg["SESSION_COOKIE_SECURE"] = not cfg["DEBUG_ENV"]
+    # The same for Flask-Login's "remember me" cookie, should a login ever set one.
+    cfg["REMEMBER_COOKIE_HTTPONLY"] = True
+    cfg["REMEMBER_COOKIE_SAMESITE"] = "Lax"
+    cfg["REMEMBER_COOKIE_SECURE"] = cfg["SESSION_COOKIE_SECURE"]
     return cfg
 
 

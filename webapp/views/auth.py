@@ -123,7 +123,10 @@ class SecuredMixin:
         return current_user.is_authenticated
 
     def inaccessible_callback(self, name: str, **kwargs: Any) -> Any:
-        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        # script_root: the mount prefix a proxy announced (X-Forwarded-Prefix), part of the path.
+        return redirect(
+            url_for("auth.login", next=request.script_root + request.full_path.rstrip("?"))
+        )
 
 
 def _safe_next(target: str | None) -> str:

@@ -17,7 +17,7 @@ URL_PREFIX = "/console/rq"
 
 def _require_login():
     if request.blueprint == rq_dashboard.blueprint.name and not current_user.is_authenticated:
-        return redirect(url_for("auth.login", next=request.path))
+        return redirect(url_for("auth.login", next=request.script_root + request.path))
     return None
 
 
