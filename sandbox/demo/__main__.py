@@ -22,7 +22,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description="Run the connector (web, workers, scheduler) on the sandboxes, with demo data.",
     )
     parser.add_argument("--port", type=int, default=0, help="web app port (default: a free one)")
-    parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL, help="flushed at start")
+    parser.add_argument(
+        "--redis-url", default=None, help=f"flushed at start (default {DEFAULT_REDIS_URL})"
+    )
     parser.add_argument("--instance-dir", default=str(DEFAULT_INSTANCE), help="emptied at start")
     parser.add_argument("--workers", type=int, default=2, help="RQ worker processes")
     parser.add_argument(

@@ -65,7 +65,11 @@ class Demo:
         before the workers start, so the demo does not wait for the first cron minute.
         """
         args = self.args
-        prepare_redis(args.redis_url, is_default=args.redis_url == DEFAULT_REDIS_URL)
+        # Only the default index is checked against test sessions: an index given on the
+        # command line is the caller's choice (the demo's own test passes its session's).
+        is_default = args.redis_url is None
+        args.redis_url = args.redis_url or DEFAULT_REDIS_URL
+        prepare_redis(args.redis_url, is_default=is_default)
         self.owns_redis = True
         self.database, self.logs = prepare_instance(Path(args.instance_dir).resolve())
         self.ports = Ports(args.port or free_port(), free_port(), free_port(), free_port())
