@@ -1,0 +1,66 @@
+"""Browser fixtures: the console served over HTTP, headless Debian Chromium, a logged-in page."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+from flask import Flask
+from playwright.sync_api import Browser, Page, sync_playwright
+from werkzeug.serving import make_server
+
+from webapp.views.auth import create_user
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def console_app(make_app) -> Iterator[Flask]:
+    app = make_app(ENABLE_PRODUCT_PAYMENT_SPLIT="true")
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def live_url(console_app: Flask) -> Iterator[str]:
+    """The console served over real HTTP on 127.0.0.1."""
+    server = make_server("127.0.0.1", 0, console_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)
+    server.server_close()
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def login(browser: Browser, live_url: str) -> Callable[..., Page]:
+    """``login(role)``: a new page logged in as a fresh console user with that role."""
+
+    def open_page(role: str = "admin", width: int = 1440) -> Page:
+        email = f"{role}-{width}@example.com"
+        create_user(email, PASSWORD)
+        page = browser.new_page(viewport={"width": width, "height": 900})
+        page.on("dialog", lambda dialog: dialog.accept())
+        page.goto(f"{live_url}/console/login")
+        page.fill("#email", email)
+        page.fill("#password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{live_url}/console/")
+        return page
+
+    return open_page
