@@ -21,8 +21,9 @@ PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-def console_app(make_app) -> Iterator[Flask]:
-    app = make_app(ENABLE_PRODUCT_PAYMENT_SPLIT="true")
+def console_app(make_app, request: pytest.FixtureRequest) -> Iterator[Flask]:
+    """The app; a test adds settings with ``parametrize("console_app", [{}], indirect=True)``."""
+    app = make_app(ENABLE_PRODUCT_PAYMENT_SPLIT="true", **getattr(request, "param", {}))
     with app.app_context():
         yield app
 

@@ -239,6 +239,18 @@ def id_batches(ids: Sequence[int]) -> Iterator[list[int]]:
         yield list(ids[first : first + ID_BATCH])
 
 
+def clear_queued(model: type, ids: Sequence[int]) -> None:
+    """Forget "queued" on rows that could not be handed to a worker after all (committed)."""
+    for batch in id_batches(ids):
+        db.session.execute(
+            update(model)
+            .where(model.id.in_(batch))
+            .values(queued_at=None)
+            .execution_options(synchronize_session=False)
+        )
+    db.session.commit()
+
+
 def mark_queued(model: type, ids: Sequence[int]) -> None:
     """Remember when rows were handed to a worker (the console shows "queued")."""
     now = utcnow()

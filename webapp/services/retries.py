@@ -181,6 +181,8 @@ def _queue(spec: Kind, pending: list[int], unchanged: dict[int, str]) -> RetryOu
         queued = dispatch(spec.operation, pending, inline=False)
     except RedisError as exc:
         db.session.rollback()
+        # mark_queued committed before the enqueue: undo it, or the badge says "queued" forever.
+        attempts.clear_queued(spec.model, pending)
         log.error("%s %s: not queued, Redis unavailable: %s", spec.operation, pending, exc)
         return RetryOutcome(0, unchanged, tuple(pending))
     return RetryOutcome(queued, unchanged)

@@ -19,8 +19,10 @@ from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla.filters import FilterEqual
 from flask_admin.theme import Bootstrap4Theme
 from flask_login import current_user
+from redis import RedisError
 from sqlalchemy import select
 
+from webapp.clock import utcnow
 from webapp.errors import ConnectorError
 from webapp.extensions import db
 from webapp.models import (
@@ -54,8 +56,11 @@ from webapp.views.console_columns import (
     shop_formatter,
     status_formatter,
     stripe_link,
+    tries_formatter,
+    type_formatter,
     url_formatter,
 )
+from webapp.views.console_rules import job_of, mirakl_label, next_run
 
 log = logging.getLogger(__name__)
 
@@ -106,11 +111,48 @@ def _ids(raw: list[str]) -> list[int]:
     return [int(i) for i in raw if str(i).isdigit()]
 
 
-def _flash_unchanged(unchanged: dict[int, str], limit: int = 5) -> None:
+def _labels(kind: str, ids: Any) -> dict[int, str]:
+    """Row id → the Mirakl name the operator knows (order 1234-A, invoice 93117)."""
+    model = retries.get_kind(kind).model
+    wanted = sorted({int(i) for i in ids})
+    rows = db.session.execute(select(model).where(model.id.in_(wanted))).scalars()
+    return {row.id: mirakl_label(kind, row) for row in rows}
+
+
+def _flash_unchanged(kind: str, unchanged: dict[int, str], limit: int = 5) -> None:
+    labels = _labels(kind, list(unchanged)[:limit])
     for row_id, why in list(unchanged.items())[:limit]:
-        flash(f"#{row_id}: {why}", "warning")
+        flash(f"{labels.get(row_id, f'{kind} row {row_id}').capitalize()}: {why}", "warning")
     if len(unchanged) > limit:
         flash(f"… and {len(unchanged) - limit} more rows unchanged", "warning")
+
+
+def _next_runs(kind: str, ids: Any) -> str:
+    """When the scheduled jobs that send these rows run next, e.g. "process-payout at …"."""
+    from webapp.jobs.scheduler import schedules
+
+    model = retries.get_kind(kind).model
+    types = {None}
+    if kind == "transfer":
+        types = set(db.session.execute(select(model.type).where(model.id.in_(ids))).scalars())
+    crons, now = schedules(), utcnow()
+    parts = []
+    for job in sorted({job_of(kind, t) for t in types}):
+        cron = crons.get(job)
+        when = f"{next_run(cron, now):%Y-%m-%d %H:%M} UTC" if cron else "never (not scheduled)"
+        parts.append(f"{job} at {when}")
+    return ", ".join(parts)
+
+
+def _has_worker() -> bool:
+    from rq import Worker
+
+    from webapp.jobs.queues import MONEY_QUEUE, get_queue
+
+    try:
+        return Worker.count(queue=get_queue(MONEY_QUEUE)) > 0
+    except RedisError:
+        return False
 
 
 class MoneyView(ConsoleModelView):
@@ -118,10 +160,16 @@ class MoneyView(ConsoleModelView):
 
     kind = "transfer"  # retries.KINDS key
     list_template = "admin/money/list.html"
+    column_labels = {
+        "status_reason": "Reason",
+        "modification_datetime": "Updated",
+        "tries": "Tries",
+    }
     column_formatters = {
         "amount": amount_formatter,
         "status": status_formatter,
         "shop": shop_formatter,
+        "tries": tries_formatter,
     }
 
     def is_retryable(self, row: Any) -> bool:
@@ -136,17 +184,25 @@ class MoneyView(ConsoleModelView):
     @action("retry", "Retry", "Retry the selected rows? CREATED rows are never retried.")
     def action_retry(self, ids: list[str]) -> None:
         outcome = retries.retry(self.kind, _ids(ids), actor=self._actor())
+        sent = sorted(set(_ids(ids)) - set(outcome.unchanged) - set(outcome.not_queued))
         if outcome.queued:
             flash(f"{outcome.queued} {self.kind}(s) queued for retry.", "success")
+            if not _has_worker():
+                flash(
+                    f"No worker is running: the queued {self.kind}(s) wait for one. The next "
+                    f"scheduled run also sends them: {_next_runs(self.kind, sent)}.",
+                    "warning",
+                )
         if outcome.not_queued:
             flash(
                 f"{len(outcome.not_queued)} {self.kind}(s) are PENDING but could not be queued "
-                "(Redis unavailable): the next run of the job will send them.",
+                "(Redis unavailable): the next run of the job will send them: "
+                f"{_next_runs(self.kind, list(outcome.not_queued))}.",
                 "error",
             )
         if not outcome.queued and not outcome.not_queued:
             flash(f"No {self.kind} was queued.", "warning")
-        _flash_unchanged(outcome.unchanged)
+        _flash_unchanged(self.kind, outcome.unchanged)
 
     def _decide(self, ids: list[str], decide: Callable[..., Any], done: str) -> None:
         try:
@@ -158,7 +214,7 @@ class MoneyView(ConsoleModelView):
             return
         if outcome.changed:
             flash(f"{len(outcome.changed)} {self.kind}(s) {done}.", "success")
-        _flash_unchanged(outcome.unchanged)
+        _flash_unchanged(self.kind, outcome.unchanged)
 
     @action("abort", "Abort (give a reason)", "Abort the selected rows? They will never be paid.")
     def action_abort(self, ids: list[str]) -> None:
@@ -180,7 +236,9 @@ class ShopActionsView(ConsoleModelView):
                 ok += 1
             except ConnectorError as exc:
                 db.session.rollback()
-                flash(f"Shop mapping #{mapping_id}: {exc}", "error")
+                mapping = db.session.get(AccountMapping, mapping_id)
+                shop = mapping.mirakl_shop_id if mapping else mapping_id
+                flash(f"Shop {shop}: {exc}", "error")
         db.session.commit()
         if ok:
             flash(f"{ok} shop(s): {done}.", "success")
@@ -226,17 +284,20 @@ class ShopView(ShopActionsView):
 class TransferView(MoneyView):
     kind = "transfer"
     history_operation = "transfer"
+    # What an operator reads first fits 1366 px: Mirakl id, shop, amount, status, reason.
     column_list = (
-        "id", "type", "mirakl_id", "shop", "amount", "status", "status_reason", "attempt",
-        "transfer_id", "transaction_id", "mirakl_created_date", "modification_datetime",
+        "mirakl_id", "shop", "amount", "status", "status_reason", "tries", "transfer_id",
+        "type", "modification_datetime",
     )  # fmt: skip
     column_labels = {
+        **MoneyView.column_labels,
         "mirakl_id": "Mirakl id",
         "transfer_id": "Stripe transfer",
         "transaction_id": "Charge / transfer",
     }
     column_formatters = {
         **MoneyView.column_formatters,
+        "type": type_formatter,
         "transfer_id": stripe_link(),
         "transaction_id": stripe_link(),
     }
@@ -252,10 +313,16 @@ class RefundView(MoneyView):
     kind = "refund"
     history_operation = "refund"
     column_list = (
-        "id", "type", "mirakl_refund_id", "mirakl_order_id", "shop", "amount", "status",
-        "status_reason", "attempt", "stripe_refund_id", "transaction_id", "modification_datetime",
+        "mirakl_refund_id", "mirakl_order_id", "shop", "amount", "status", "status_reason",
+        "tries", "stripe_refund_id", "modification_datetime",
     )  # fmt: skip
-    column_labels = {"stripe_refund_id": "Stripe refund", "transaction_id": "Charge"}
+    column_labels = {
+        **MoneyView.column_labels,
+        "mirakl_refund_id": "Mirakl refund",
+        "mirakl_order_id": "Mirakl order",
+        "stripe_refund_id": "Stripe refund",
+        "transaction_id": "Charge",
+    }
     column_formatters = {
         **MoneyView.column_formatters,
         "stripe_refund_id": stripe_link(),
@@ -276,10 +343,14 @@ class PayoutView(MoneyView):
     kind = "payout"
     history_operation = "payout"
     column_list = (
-        "id", "mirakl_invoice_id", "shop", "amount", "status", "status_reason", "attempt",
-        "payout_id", "mirakl_created_date", "modification_datetime",
+        "mirakl_invoice_id", "shop", "amount", "status", "status_reason", "tries", "payout_id",
+        "mirakl_created_date", "modification_datetime",
     )  # fmt: skip
-    column_labels = {"payout_id": "Stripe payout"}
+    column_labels = {
+        **MoneyView.column_labels,
+        "mirakl_invoice_id": "Mirakl invoice",
+        "payout_id": "Stripe payout",
+    }
     column_formatters = {**MoneyView.column_formatters, "payout_id": stripe_link("account_mapping")}
     column_filters = (
         FilterEqual(StripePayout.status, "Status", options=_choices(PayoutStatus)),
@@ -291,12 +362,17 @@ class PayoutView(MoneyView):
 class PaymentView(ConsoleModelView):
     history_operation = "payment"
     column_list = (
-        "id", "mirakl_commercial_order_id", "stripe_charge_id", "stripe_amount",
-        "captured_amount", "status", "status_reason", "mirakl_debit_status", "attempt",
-        "creation_datetime",
+        "mirakl_commercial_order_id", "stripe_charge_id", "stripe_amount", "captured_amount",
+        "status", "status_reason", "mirakl_debit_status", "tries", "creation_datetime",
     )  # fmt: skip
-    column_labels = {"stripe_charge_id": "Stripe charge", "stripe_amount": "Amount"}
+    column_labels = {
+        "mirakl_commercial_order_id": "Mirakl order",
+        "stripe_charge_id": "Stripe charge",
+        "stripe_amount": "Amount",
+        "tries": "Tries",
+    }
     column_formatters = {
+        "tries": tries_formatter,
         "stripe_charge_id": stripe_link(),
         "stripe_amount": amount_formatter,
         "captured_amount": amount_formatter,

@@ -31,6 +31,7 @@ from webapp.models import (
 from webapp.services.money import format_amount
 from webapp.views.auth import SecuredMixin
 from webapp.views.console_columns import format_duration
+from webapp.views.console_rules import DISABLING_REASONS
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +44,13 @@ def status_counts(model: type) -> dict[str, int]:
 
 
 def shop_counts() -> dict[str, int]:
+    """Shops per state, with the same checks in the same order as ``shop_state``."""
     m = AccountMapping
+    prefix, *exact = DISABLING_REASONS
     state = case(
         (m.ignored.is_(True), "ignored"),
         (m.payout_enabled.is_(True) & m.payin_enabled.is_(True), "onboarded"),
-        (m.disabled_reason.is_not(None), "disabled"),
+        (m.disabled_reason.startswith(prefix) | m.disabled_reason.in_(exact), "disabled"),
         else_="pending",
     )
     found = dict(db.session.execute(select(state, func.count()).group_by(state)).all())
