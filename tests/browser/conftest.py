@@ -54,7 +54,7 @@ def login(browser: Browser, live_url: str) -> Callable[..., Page]:
 
     def open_page(role: str = "admin", width: int = 1440) -> Page:
         email = f"{role}-{width}@example.com"
-        create_user(email, PASSWORD)
+        create_user(email, PASSWORD, role=role)
         page = browser.new_page(viewport={"width": width, "height": 900})
         page.on("dialog", lambda dialog: dialog.accept())
         page.goto(f"{live_url}/console/login")

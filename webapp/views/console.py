@@ -27,6 +27,7 @@ from webapp.errors import ConnectorError
 from webapp.extensions import db
 from webapp.models import (
     AccountMapping,
+    AuditEvent,
     JobOutcome,
     JobRun,
     Notification,
@@ -46,6 +47,8 @@ from webapp.models import (
     WebhookEventStatus,
 )
 from webapp.services import kyc_push, onboarding_links, retries
+from webapp.services.access import audit
+from webapp.services.access.roles import ACT
 from webapp.views.auth import SecuredMixin
 from webapp.views.console_columns import (
     amount_formatter,
@@ -176,7 +179,22 @@ class MoneyView(ConsoleModelView):
         return retries.refusal(retries.get_kind(self.kind), row, row.id) is None
 
     def is_action_allowed(self, name: str) -> bool:
-        return name != "ignore" or self.kind == "transfer"
+        return self.allows(ACT) and (name != "ignore" or self.kind == "transfer")
+
+    def _audit(self, action: str, ids: list[int], outcome: Any, reason: str | None) -> None:
+        """One audit row per row the operator asked about, with what came of it."""
+        labels = _labels(self.kind, ids)
+        done = set(getattr(outcome, "changed", ()))
+        for row_id in ids:
+            if row_id in outcome.unchanged:
+                result = f"unchanged: {outcome.unchanged[row_id]}"
+            elif row_id in getattr(outcome, "not_queued", ()):
+                result = "pending, not queued (Redis unavailable)"
+            else:
+                result = "done" if row_id in done else "queued"
+            audit.record(action, actor=self._actor(), target_type=self.kind, target_id=row_id,
+                         mirakl_id=labels.get(row_id), reason=reason, outcome=result)  # fmt: skip
+        db.session.commit()
 
     def _actor(self) -> str:
         return current_user.email
@@ -184,6 +202,7 @@ class MoneyView(ConsoleModelView):
     @action("retry", "Retry", "Retry the selected rows? CREATED rows are never retried.")
     def action_retry(self, ids: list[str]) -> None:
         outcome = retries.retry(self.kind, _ids(ids), actor=self._actor())
+        self._audit("retry", _ids(ids), outcome, None)
         sent = sorted(set(_ids(ids)) - set(outcome.unchanged) - set(outcome.not_queued))
         if outcome.queued:
             flash(f"{outcome.queued} {self.kind}(s) queued for retry.", "success")
@@ -205,13 +224,13 @@ class MoneyView(ConsoleModelView):
         _flash_unchanged(self.kind, outcome.unchanged)
 
     def _decide(self, ids: list[str], decide: Callable[..., Any], done: str) -> None:
+        reason = request.form.get("reason", "")
         try:
-            outcome = decide(
-                self.kind, _ids(ids), request.form.get("reason", ""), actor=self._actor()
-            )
+            outcome = decide(self.kind, _ids(ids), reason, actor=self._actor())
         except ValueError as exc:
             flash(f"Nothing changed: {exc}.", "error")
             return
+        self._audit(decide.__name__.removesuffix("_rows"), _ids(ids), outcome, reason)
         if outcome.changed:
             flash(f"{len(outcome.changed)} {self.kind}(s) {done}.", "success")
         _flash_unchanged(self.kind, outcome.unchanged)
@@ -228,17 +247,28 @@ class MoneyView(ConsoleModelView):
 class ShopActionsView(ConsoleModelView):
     """Shops: refresh the onboarding link, push the KYC status to Mirakl."""
 
+    def is_action_allowed(self, name: str) -> bool:
+        return self.allows(ACT)
+
     def _call(self, ids: list[str], func: Callable[[int], Any], done: str) -> None:
         ok = 0
+        action_name = {"refresh_onboarding_link": "new_link"}.get(func.__name__, func.__name__)
         for mapping_id in _ids(ids):
             try:
                 func(mapping_id)
                 ok += 1
+                result = done
             except ConnectorError as exc:
                 db.session.rollback()
-                mapping = db.session.get(AccountMapping, mapping_id)
-                shop = mapping.mirakl_shop_id if mapping else mapping_id
-                flash(f"Shop {shop}: {exc}", "error")
+                result = f"failed: {exc}"
+            mapping = db.session.get(AccountMapping, mapping_id)
+            shop = mapping.mirakl_shop_id if mapping else mapping_id
+            if result != done:
+                flash(f"Shop {shop}: {result.removeprefix('failed: ')}", "error")
+            audit.record(
+                action_name, actor=current_user.email, target_type="shop",
+                target_id=mapping_id, mirakl_id=f"shop {shop}", outcome=result,
+            )  # fmt: skip
         db.session.commit()
         if ok:
             flash(f"{ok} shop(s): {done}.", "success")
@@ -431,6 +461,7 @@ class WebhookEventView(ConsoleModelView):
 
 def init_app(app: Flask) -> Admin:
     """Build the console (its ``Admin`` and views) for this app."""
+    from webapp.views import access
     from webapp.views.dashboard import DashboardView, JobsView
 
     app.context_processor(lambda: {"console_environment": environment})
@@ -461,4 +492,9 @@ def init_app(app: Flask) -> Admin:
             WebhookEvent, session, name="Webhook events", endpoint="webhook_events", category="Logs"
         )
     )
+    admin.add_view(
+        access.AuditView(AuditEvent, session, name="Audit", endpoint="audit", category="Logs")
+    )
+    admin.add_view(access.UsersView(name="Users", endpoint="users", category="Admin"))
+    access.init_app(app)
     return admin

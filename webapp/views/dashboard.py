@@ -28,6 +28,7 @@ from webapp.models import (
     StripeTransfer,
     TransferStatus,
 )
+from webapp.services.access import audit
 from webapp.services.money import format_amount
 from webapp.views.auth import SecuredMixin
 from webapp.views.console_columns import format_duration
@@ -163,9 +164,13 @@ class JobsView(SecuredMixin, BaseView):
             queued = enqueue_run(name, "console")
         except RedisError:
             log.exception("job %s: could not be queued from the console", name)
+            audit.record_now("run_now", actor=current_user.email, target_type="job",
+                             target_id=name, outcome="not queued: Redis unavailable")  # fmt: skip
             flash(f"{name} was not queued: Redis is not answering. Try again later.", "error")
             return redirect(url_for(".index"))
         log.info("job %s: run requested by %s (queued: %s)", name, current_user.email, queued)
+        audit.record_now("run_now", actor=current_user.email, target_type="job", target_id=name,
+                         outcome="queued" if queued else "already queued or running")  # fmt: skip
         if queued:
             flash(f"{name} queued: a worker will run it shortly.", "success")
         else:
