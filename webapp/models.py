@@ -342,7 +342,7 @@ class WebhookEvent(db.Model):
     stripe_event_id: Mapped[str] = mapped_column(String(255), unique=True)
     type: Mapped[str] = mapped_column(String(64), index=True)
     endpoint: Mapped[str] = mapped_column(String(16))  # sellers, operator
-    account: Mapped[str | None] = mapped_column(String(255))
+    account: Mapped[str | None] = mapped_column(String(255), index=True)
     payload: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(
         String(16), default=WebhookEventStatus.RECEIVED.value, index=True

@@ -50,8 +50,16 @@ def upgrade():
         batch_op.create_index(
             batch_op.f('ix_stripe_refund_transaction_id'), ['transaction_id'], unique=False
         )
+    # The shop page lists a shop's account.updated events.
+    with op.batch_alter_table('webhook_event', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_webhook_event_account'), ['account'], unique=False)
     # Append-only, enforced by the database: an UPDATE of an audit row fails.
     if op.get_bind().dialect.name == 'postgresql':
+        # The timeline finds a row's notifications by key prefix (LIKE 'transfer.failed:12:%').
+        op.execute(
+            "CREATE INDEX ix_notification_dedupe_key_prefix "
+            "ON notification (dedupe_key varchar_pattern_ops)"
+        )
         op.execute(
             "CREATE FUNCTION audit_event_no_update() RETURNS trigger LANGUAGE plpgsql AS "
             f"$$ BEGIN RAISE EXCEPTION '{NO_UPDATE}'; END $$"
@@ -68,7 +76,10 @@ def upgrade():
 
 
 def downgrade():
+    with op.batch_alter_table('webhook_event', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_webhook_event_account'))
     if op.get_bind().dialect.name == 'postgresql':
+        op.execute("DROP INDEX ix_notification_dedupe_key_prefix")
         op.execute("DROP TRIGGER audit_event_no_update ON audit_event")
         op.execute("DROP FUNCTION audit_event_no_update()")
     else:

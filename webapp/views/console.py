@@ -58,6 +58,7 @@ from webapp.views.console_columns import (
     onboarding_formatter,
     shop_formatter,
     status_formatter,
+    story_link,
     stripe_link,
     tries_formatter,
     type_formatter,
@@ -300,6 +301,7 @@ class ShopView(ShopActionsView):
         "payout_enabled": "Payouts enabled",
     }
     column_formatters = {
+        "mirakl_shop_id": shop_formatter,
         "stripe_account_id": stripe_link(),
         "onboarding": onboarding_formatter,
         "onboarding_url": url_formatter,
@@ -328,6 +330,7 @@ class TransferView(MoneyView):
     column_formatters = {
         **MoneyView.column_formatters,
         "type": type_formatter,
+        "mirakl_id": story_link,
         "transfer_id": stripe_link(),
         "transaction_id": stripe_link(),
     }
@@ -355,6 +358,8 @@ class RefundView(MoneyView):
     }
     column_formatters = {
         **MoneyView.column_formatters,
+        "mirakl_refund_id": story_link,
+        "mirakl_order_id": story_link,
         "stripe_refund_id": stripe_link(),
         "transaction_id": stripe_link(),
     }
@@ -381,7 +386,11 @@ class PayoutView(MoneyView):
         "mirakl_invoice_id": "Mirakl invoice",
         "payout_id": "Stripe payout",
     }
-    column_formatters = {**MoneyView.column_formatters, "payout_id": stripe_link("account_mapping")}
+    column_formatters = {
+        **MoneyView.column_formatters,
+        "mirakl_invoice_id": story_link,
+        "payout_id": stripe_link("account_mapping"),
+    }
     column_filters = (
         FilterEqual(StripePayout.status, "Status", options=_choices(PayoutStatus)),
         "mirakl_shop_id", "currency", "creation_datetime", "mirakl_created_date",
@@ -403,6 +412,7 @@ class PaymentView(ConsoleModelView):
     }
     column_formatters = {
         "tries": tries_formatter,
+        "mirakl_commercial_order_id": story_link,
         "stripe_charge_id": stripe_link(),
         "stripe_amount": amount_formatter,
         "captured_amount": amount_formatter,
@@ -461,7 +471,7 @@ class WebhookEventView(ConsoleModelView):
 
 def init_app(app: Flask) -> Admin:
     """Build the console (its ``Admin`` and views) for this app."""
-    from webapp.views import access
+    from webapp.views import access, timeline
     from webapp.views.dashboard import DashboardView, JobsView
 
     app.context_processor(lambda: {"console_environment": environment})
@@ -496,5 +506,7 @@ def init_app(app: Flask) -> Admin:
         access.AuditView(AuditEvent, session, name="Audit", endpoint="audit", category="Logs")
     )
     admin.add_view(access.UsersView(name="Users", endpoint="users", category="Admin"))
+    admin.add_view(timeline.TimelineView(name="Timeline", endpoint="timeline"))
+    admin.add_view(timeline.ShopPageView(name="Shop", endpoint="shop"))
     access.init_app(app)
     return admin

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from flask import current_app
+from flask import current_app, url_for
 from markupsafe import Markup
 
 from webapp.models import AccountMapping, JobRun
@@ -113,10 +113,23 @@ def status_formatter(view: Any, context: Any, model: Any, name: str) -> Markup:
     return html
 
 
-def shop_formatter(view: Any, context: Any, model: Any, name: str) -> str:
+def shop_formatter(view: Any, context: Any, model: Any, name: str) -> Markup | str:
+    """The Mirakl shop id, linking to the shop page."""
     mapping = getattr(model, "account_mapping", None)
     shop = mapping.mirakl_shop_id if mapping else getattr(model, "mirakl_shop_id", None)
-    return "" if shop is None else str(shop)
+    if shop is None:
+        return ""
+    return Markup('<a href="{}">{}</a>').format(url_for("shop.page", shop_id=shop), shop)
+
+
+def story_link(view: Any, context: Any, model: Any, name: str) -> Markup | str:
+    """A Mirakl id, linking to its story (the order timeline)."""
+    value = getattr(model, name)
+    if value is None:
+        return ""
+    return Markup('<a href="{}" class="story-link">{}</a>').format(
+        url_for("timeline.index", q=value), value
+    )
 
 
 def onboarding_formatter(view: Any, context: Any, model: AccountMapping, name: str) -> Markup:
