@@ -5,12 +5,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 
+import hypothesis  # noqa: F401 - see below
 import pytest
 from flask import Flask
 from playwright.sync_api import Browser, Page, sync_playwright
 from werkzeug.serving import make_server
 
 from webapp.views.auth import create_user
+
+# hypothesis's pytest plugin imports hypothesis lazily, at the end of the session; after
+# Playwright's greenlets ran, Python 3.11 can fail that import ("AST constructor recursion
+# depth mismatch") and the run errors although every test passed. Importing it first avoids it.
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
