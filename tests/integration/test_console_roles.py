@@ -21,7 +21,7 @@ from webapp.models import (
     TransferStatus,
     TransferType,
 )
-from webapp.services import transitions
+from webapp.services import checkpoints, transitions
 from webapp.views.auth import create_user
 
 PASSWORD = "correct horse battery"
@@ -234,3 +234,13 @@ def test_create_admin_makes_an_admin_unless_given_a_role(console, role, expected
     assert user.role == expected
     bad = runner.invoke(args=["connector", "create-admin", "b@example.com", "--role", "root"])
     assert bad.exit_code == 2
+
+
+@pytest.mark.parametrize("role", ["viewer", "operator"])
+def test_only_an_admin_may_rerun_a_job_from_a_date(console, role):
+    client = client_as(console, role)
+    form = {"key": "seller_settlement_checkpoint", "date": "2026-01-01", "time": "00:00",
+            "csrf_token": token(client, "/console/checkpoints/")}  # fmt: skip
+    assert client.post("/console/checkpoints/set", data=form).status_code == 403
+    assert checkpoints.get_checkpoint("seller_settlement_checkpoint") is None
+    assert audit_rows("rerun_from") == []

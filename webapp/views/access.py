@@ -18,7 +18,9 @@ from flask_login import current_user, user_logged_in
 from webapp.extensions import db
 from webapp.models import AuditEvent
 from webapp.services.access import audit, users
-from webapp.services.access.roles import MANAGE_USERS, ROLES
+from webapp.services.access.roles import MANAGE_USERS, ROLES, SET_CHECKPOINTS
+from webapp.services.rerun import store
+from webapp.services.rerun.rules import get_dated_job, parse_start
 from webapp.views.auth import SecuredMixin
 from webapp.views.console import ConsoleModelView
 
@@ -139,3 +141,28 @@ def init_app(app: Flask) -> None:
     """Record logins and failed logins in the audit trail."""
     user_logged_in.connect(_record_login, app)
     app.after_request(_record_failed_login)
+
+
+class CheckpointsView(SecuredMixin, BaseView):
+    """Rerun from a date: everyone sees the checkpoints, only an admin moves one."""
+
+    post_permission = SET_CHECKPOINTS
+
+    @expose("/")
+    def index(self) -> str:
+        return self.render("admin/users/checkpoints.html", rows=store.list_checkpoints())
+
+    @expose("/set", methods=["POST"])
+    def set(self) -> Any:
+        key = request.form.get("key", "")
+        try:
+            start = parse_start(request.form.get("date", ""), request.form.get("time", ""))
+            value = store.rerun_from(key, start, actor=current_user.email,
+                                     reason=request.form.get("reason") or None)  # fmt: skip
+        except ValueError as exc:
+            db.session.rollback()
+            flash(f"Nothing changed: {exc}.", "error")
+            return redirect(url_for(".index"))
+        job = get_dated_job(key).job
+        flash(f"The next {job} run reads from {value}.", "success")
+        return redirect(url_for(".index"))

@@ -567,6 +567,9 @@ def init_app(app: Flask) -> Admin:
         access.AuditView(AuditEvent, session, name="Audit", endpoint="audit", category="Logs")
     )
     admin.add_view(access.UsersView(name="Users", endpoint="users", category="Admin"))
+    admin.add_view(
+        access.CheckpointsView(name="Rerun from a date", endpoint="checkpoints", category="Jobs")
+    )
     admin.add_view(timeline.TimelineView(name="Timeline", endpoint="timeline"))
     admin.add_view(timeline.ShopPageView(name="Shop", endpoint="shop"))
     access.init_app(app)
