@@ -424,6 +424,7 @@ class RefundView(MoneyView):
 class PayoutView(MoneyView):
     kind = "payout"
     history_operation = "payout"
+    column_select_related_list = (StripePayout.account_mapping,)  # payout links need it
     export_columns_csv = (
         ("mirakl_invoice_id", plain("mirakl_invoice_id")),
         ("mirakl_shop_id", plain("mirakl_shop_id")), *MONEY_TAIL,

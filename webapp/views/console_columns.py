@@ -115,8 +115,10 @@ def status_formatter(view: Any, context: Any, model: Any, name: str) -> Markup:
 
 def shop_formatter(view: Any, context: Any, model: Any, name: str) -> Markup | str:
     """The Mirakl shop id, linking to the shop page."""
-    mapping = getattr(model, "account_mapping", None)
-    shop = mapping.mirakl_shop_id if mapping else getattr(model, "mirakl_shop_id", None)
+    shop = getattr(model, "mirakl_shop_id", None)  # the column: no query per row
+    if shop is None:
+        mapping = getattr(model, "account_mapping", None)
+        shop = mapping.mirakl_shop_id if mapping else None
     if shop is None:
         return ""
     return Markup('<a href="{}">{}</a>').format(url_for("shop.page", shop_id=shop), shop)

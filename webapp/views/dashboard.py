@@ -8,10 +8,11 @@ never runs a job inside the request.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import date, datetime
 from typing import Any
 
-from flask import flash, redirect, request, url_for
+from flask import current_app, flash, redirect, request, url_for
 from flask_admin import AdminIndexView, BaseView, expose
 from flask_login import current_user
 from redis import RedisError
@@ -232,7 +233,23 @@ def failures_per_day(since: datetime) -> dict[date, int]:
     return {_day(when): count for when, count in rows}
 
 
+CHART_CACHE_SECONDS = 60  # charts are sums over up to a month: recomputed at most once a minute
+
+
 def charts(days: int) -> list[dict[str, Any]]:
+    """The dashboard's charts, cached per process for ``CHART_CACHE_SECONDS``: each render
+    sums a month of history, which costs more than the rest of the dashboard together."""
+    cache = current_app.extensions.setdefault("console_charts", {})  # one per app
+    now = time.monotonic()
+    cached = cache.get(days)
+    if cached and now - cached[0] < CHART_CACHE_SECONDS:
+        return cached[1]
+    drawn = draw_charts(days)
+    cache[days] = (now, drawn)
+    return drawn
+
+
+def draw_charts(days: int) -> list[dict[str, Any]]:
     """The dashboard's charts for the last ``days`` days: one per metric and currency."""
     today = utcnow().date()
     window = day_range(today, days)
