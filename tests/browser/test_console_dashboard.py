@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
+from tests.browser.conftest import save_screenshot
 from webapp.clock import utcnow
 from webapp.extensions import db
 from webapp.models import (
@@ -66,4 +67,5 @@ def test_charts_show_money_and_failures_per_day_for_7_and_30_days(live_url, logi
     assert month.locator("svg rect.bar").count() == 30
     assert "99.99 EUR" in month.inner_html()
     assert "Per day, last 30 days" in page.inner_text("#charts-title")
+    save_screenshot(page, tmp_path, "dashboard-charts.png")
     assert page.locator("script[src^='http']").count() == 0  # nothing from a CDN

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.browser.conftest import save_screenshot
 from webapp.services import checkpoints
 
 pytestmark = pytest.mark.browser
@@ -11,7 +12,9 @@ pytestmark = pytest.mark.browser
 KEY = "product_payment_split_checkpoint"
 
 
-def test_an_admin_reruns_process_transfer_from_a_date(live_url, login, console_app, mirakl):
+def test_an_admin_reruns_process_transfer_from_a_date(
+    live_url, login, console_app, mirakl, tmp_path
+):
     checkpoints.set_checkpoint(KEY, "2026-11-30T10:00:00+0000")
     page = login("admin")
     page.goto(f"{live_url}/console/checkpoints/")
@@ -30,6 +33,7 @@ def test_an_admin_reruns_process_transfer_from_a_date(live_url, login, console_a
         in page.locator(f"#checkpoints tr[data-key='{KEY}'] .checkpoint-value").inner_text()
     )
 
+    save_screenshot(page, tmp_path, "rerun.png")
     mirakl.clear_requests()
     result = console_app.test_cli_runner().invoke(args=["connector", "process-transfer"])
     assert result.exit_code == 0, result.output

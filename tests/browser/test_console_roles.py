@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.browser.conftest import save_screenshot
 from webapp.extensions import db
 from webapp.models import StripeTransfer, TransferStatus, TransferType
 from webapp.services import transitions
@@ -32,7 +33,9 @@ def test_a_viewer_reads_but_sees_no_action(live_url, login):
     assert page.goto(f"{live_url}/console/users/").status == 403
 
 
-def test_an_admin_invites_a_user_who_logs_in_and_the_audit_lists_it(live_url, login, browser):
+def test_an_admin_invites_a_user_who_logs_in_and_the_audit_lists_it(
+    live_url, login, browser, tmp_path
+):
     failed_transfer()
     page = login("admin")
     page.goto(f"{live_url}/console/users/")
@@ -44,6 +47,8 @@ def test_an_admin_invites_a_user_who_logs_in_and_the_audit_lists_it(live_url, lo
     assert len(password) >= 20
     page.click("#new-password .copy-button")
     assert page.inner_text("#new-password .copy-button") == "Copied"
+    page.fill("#new-password-value", "(shown once)")  # never a real password in the docs
+    save_screenshot(page, tmp_path, "users.png")
 
     other = browser.new_page()
     other.goto(f"{live_url}/console/login")
@@ -60,4 +65,5 @@ def test_an_admin_invites_a_user_who_logs_in_and_the_audit_lists_it(live_url, lo
         assert action in audit
     assert "newcomer@example.com" in audit
     assert password not in page.content()
+    save_screenshot(page, tmp_path, "audit.png")
     assert page.locator("a[title='Edit Record'], a[title='Delete Record']").count() == 0

@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import Page
 
 from sandbox.mirakl.demo import make_shop
+from tests.browser.conftest import save_screenshot
 from webapp.clock import utcnow
 from webapp.extensions import db
 from webapp.models import (
@@ -93,7 +94,7 @@ def search(page: Page, text: str) -> None:
     page.wait_for_load_state()
 
 
-def test_one_search_box_tells_the_whole_story(live_url, login, stripe, mirakl):
+def test_one_search_box_tells_the_whole_story(live_url, login, stripe, mirakl, tmp_path):
     story("acct_story")
     page = login("operator")
     # An operator aborts the refused transfer from its detail page (it joins the story).
@@ -118,6 +119,7 @@ def test_one_search_box_tells_the_whole_story(live_url, login, stripe, mirakl):
     rows = page.locator("#timeline tbody tr").all_inner_texts()
     whens = [row.split("\t")[0] for row in rows]
     assert whens == sorted(whens)
+    save_screenshot(page, tmp_path, "timeline.png")
     assert page.locator("a.stripe-link", has_text=TRANSFER).get_attribute("href") == (
         f"https://dashboard.stripe.com/test/connect/transfers/{TRANSFER}"
     )
@@ -141,7 +143,9 @@ def test_one_search_box_tells_the_whole_story(live_url, login, stripe, mirakl):
         assert page.url.endswith("/console/shop/1"), query
 
 
-def test_the_shop_page_shows_state_history_link_and_money(live_url, login, stripe, mirakl):
+def test_the_shop_page_shows_state_history_link_and_money(
+    live_url, login, stripe, mirakl, tmp_path
+):
     account = get_stripe().create_account(
         {"type": "express", "country": "FR"}, idempotency_key="shop-page-account"
     )["id"]
@@ -162,6 +166,7 @@ def test_the_shop_page_shows_state_history_link_and_money(live_url, login, strip
     assert "out\tpayouts\tEUR\t40.00 EUR\t1" in totals
     assert "out\tpayouts\tUSD\t7.00 USD\t1" in totals
     assert "Payout of invoice 5001" in page.inner_text("#shop-money")
+    save_screenshot(page, tmp_path, "shop.png")
     page.click("#shop-state .copy-button")
     assert page.inner_text("#shop-state .copy-button") == "Copied"
 
