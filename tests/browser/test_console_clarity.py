@@ -22,8 +22,8 @@ from webapp.models import (
     TransferStatus,
     TransferType,
 )
-from webapp.services import transitions
 from webapp.services.clients import get_stripe
+from webapp.services.ledger import transitions
 
 pytestmark = pytest.mark.browser
 

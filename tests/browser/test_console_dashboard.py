@@ -18,7 +18,7 @@ from webapp.models import (
     TransferStatus,
     TransferType,
 )
-from webapp.services import transitions
+from webapp.services.ledger import transitions
 
 pytestmark = pytest.mark.browser
 

@@ -10,7 +10,7 @@ import pytest
 from tests.browser.test_console_dashboard import paid
 from webapp.extensions import db
 from webapp.models import StripeTransfer, TransferStatus, TransferType
-from webapp.services import transitions
+from webapp.services.ledger import transitions
 
 pytestmark = pytest.mark.browser
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.browser.conftest import save_screenshot
-from webapp.services import checkpoints
+from webapp.services.ledger import checkpoints
 
 pytestmark = pytest.mark.browser
 

@@ -25,8 +25,8 @@ from webapp.models import (
     TransferType,
     WebhookEvent,
 )
-from webapp.services import transitions
 from webapp.services.clients import get_stripe
+from webapp.services.ledger import transitions
 
 pytestmark = pytest.mark.browser
 

@@ -11,7 +11,6 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from webapp.extensions import db
-from webapp.jobs.queues import JOBS_QUEUE, MONEY_QUEUE, get_queue
 from webapp.models import (
     AccountMapping,
     AuditEvent,
@@ -21,7 +20,8 @@ from webapp.models import (
     TransferStatus,
     TransferType,
 )
-from webapp.services import checkpoints, transitions
+from webapp.services.ledger import checkpoints, transitions
+from webapp.services.queueing.queues import JOBS_QUEUE, MONEY_QUEUE, get_queue
 from webapp.views.auth import create_user
 
 PASSWORD = "correct horse battery"
@@ -145,18 +145,25 @@ def test_an_operator_retries_and_the_audit_trail_records_it(console):
     assert answer.status_code == 302
     (event,) = audit_rows("abort")
     assert (event.actor, event.target_type, event.target_id) == (
-        "operator@example.com", "transfer", str(row_id)
+        "operator@example.com",
+        "transfer",
+        str(row_id),
     )
     assert (event.mirakl_id, event.reason, event.outcome) == (
-        "order V-9-A", "duplicate order", "done"
+        "order V-9-A",
+        "duplicate order",
+        "done",
     )
     assert operator.get("/console/users/").status_code == 403
     csrf = token(operator, "/console/")
     invite = {"email": "x@example.com", "role": "admin", "csrf_token": csrf}
     assert operator.post("/console/users/invite", data=invite).status_code == 403
-    assert db.session.execute(
-        select(OperatorUser).where(OperatorUser.email == "x@example.com")
-    ).first() is None
+    assert (
+        db.session.execute(
+            select(OperatorUser).where(OperatorUser.email == "x@example.com")
+        ).first()
+        is None
+    )
 
 
 def test_an_admin_invites_disables_enables_and_resets_users(console):
@@ -206,7 +213,8 @@ def test_logins_and_failed_logins_are_audited(console):
     assert log_in(console.test_client(), "ops@example.com", "wrong").status_code == 401
     assert log_in(console.test_client(), "ops@example.com").status_code == 302
     assert [(e.action, e.actor) for e in audit_rows()] == [
-        ("login_failed", "ops@example.com"), ("login", "ops@example.com")
+        ("login_failed", "ops@example.com"),
+        ("login", "ops@example.com"),
     ]
 
 

@@ -9,6 +9,7 @@ import click
 from flask.cli import with_appcontext
 
 from webapp.services.access.roles import ADMIN, ROLES
+from webapp.views.auth import create_user
 
 MIN_PASSWORD_LENGTH = 12  # characters
 
@@ -26,8 +27,6 @@ MIN_PASSWORD_LENGTH = 12  # characters
 @with_appcontext
 def create_admin_command(email: str, generate: bool, role: str) -> None:
     """Create a console user (admin unless --role); prompts for the password unless --generate."""
-    from webapp.views.auth import create_user
-
     if "@" not in email:
         click.echo(f"error: {email!r} is not an e-mail address", err=True)
         sys.exit(2)

@@ -12,25 +12,16 @@ from typing import Any
 
 from flask import Flask, Response, abort, flash, redirect, request, url_for
 from flask_admin import BaseView, expose
-from flask_admin.contrib.sqla.filters import FilterEqual
 from flask_login import current_user, user_logged_in
 
 from webapp.extensions import db
-from webapp.models import AuditEvent
 from webapp.services.access import audit, users
 from webapp.services.access.roles import MANAGE_USERS, ROLES, SET_CHECKPOINTS
 from webapp.services.rerun import store
 from webapp.services.rerun.rules import get_dated_job, parse_start
 from webapp.views.auth import SecuredMixin
-from webapp.views.console import ConsoleModelView
 
 log = logging.getLogger(__name__)
-
-AUDIT_ACTIONS = (
-    "retry", "abort", "ignore", "run_now", "new_link", "push_kyc_status", "login",
-    "login_failed", "user_invite", "user_disable", "user_enable", "user_reset_password",
-    "user_role", "rerun_from",
-)  # fmt: skip
 
 
 class AdminOnlyMixin(SecuredMixin):
@@ -102,24 +93,6 @@ class UsersView(AdminOnlyMixin, BaseView):
             return redirect(url_for(".index"))
         flash(f"{user.email}: {change} done.", "success")
         return redirect(url_for(".index"))
-
-
-class AuditView(ConsoleModelView):
-    """The audit trail: read-only for everyone, no action, newest first."""
-
-    can_view_details = False
-    column_list = (
-        "created_at", "actor", "action", "target_type", "mirakl_id", "reason", "outcome",
-    )  # fmt: skip
-    column_labels = {"created_at": "When (UTC)", "target_type": "On", "mirakl_id": "Item"}
-    column_filters = (
-        FilterEqual(AuditEvent.action, "Action", options=[(a, a) for a in AUDIT_ACTIONS]),
-        "actor", "target_type", "created_at",
-    )  # fmt: skip
-    column_searchable_list = ("mirakl_id", "actor")
-
-    def is_action_allowed(self, name: str) -> bool:
-        return False
 
 
 def _record_login(sender: Flask, user: Any, **extra: Any) -> None:

@@ -20,11 +20,13 @@ from flask_admin.contrib.sqla.filters import FilterEqual
 from flask_admin.theme import Bootstrap4Theme
 from flask_login import current_user
 from redis import RedisError
-from sqlalchemy import select
+from rq import Worker
+from sqlalchemy import Integer, false, or_, select
 
 from webapp.clock import utcnow
 from webapp.errors import ConnectorError
 from webapp.extensions import db
+from webapp.jobs.scheduler import schedules
 from webapp.models import (
     AccountMapping,
     AuditEvent,
@@ -46,9 +48,13 @@ from webapp.models import (
     WebhookEvent,
     WebhookEventStatus,
 )
-from webapp.services import kyc_push, onboarding_links, retries
 from webapp.services.access import audit
 from webapp.services.access.roles import ACT
+from webapp.services.dispatch import retries
+from webapp.services.onboarding import kyc_push
+from webapp.services.onboarding import links as onboarding_links
+from webapp.services.queueing.queues import MONEY_QUEUE, get_queue
+from webapp.views import access, timeline
 from webapp.views.auth import SecuredMixin
 from webapp.views.console_columns import (
     amount_formatter,
@@ -66,6 +72,7 @@ from webapp.views.console_columns import (
 )
 from webapp.views.console_export import csv_response, major, plain, upper
 from webapp.views.console_rules import job_of, mirakl_label, next_run
+from webapp.views.dashboard import DashboardView, JobsView
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +110,29 @@ class ConsoleModelView(SecuredMixin, ModelView):
             return list(self.export_columns_csv)
         names = [name for name, _ in self._list_columns if hasattr(self.model, name)]
         return [(name, plain(name)) for name in names]
+
+    # Money tables hold millions of rows: their search matches ids exactly (indexed), or by
+    # prefix with a trailing "*", instead of Flask-Admin's ILIKE '%term%' (a full scan).
+    exact_search = False
+
+    def _apply_search(self, query, count_query, joins, count_joins, search):  # noqa: ANN001
+        if not self.exact_search:
+            return super()._apply_search(query, count_query, joins, count_joins, search)
+        term = search.strip()
+        conditions = []
+        for column, _ in self._search_fields:
+            if isinstance(column.type, Integer):
+                if term.isdigit() and len(term) < 10:
+                    conditions.append(column == int(term))
+            elif term.endswith("*") and len(term) > 1:
+                conditions.append(column.startswith(term[:-1], autoescape=True))
+            else:
+                conditions.append(column == term)
+        match = or_(*conditions) if conditions else false()
+        query = query.filter(match)
+        if count_query is not None:
+            count_query = count_query.filter(match)
+        return query, count_query, joins, count_joins
 
     @expose("/export.csv")
     def export_csv(self) -> Any:
@@ -155,8 +185,6 @@ def _flash_unchanged(kind: str, unchanged: dict[int, str], limit: int = 5) -> No
 
 def _next_runs(kind: str, ids: Any) -> str:
     """When the scheduled jobs that send these rows run next, e.g. "process-payout at …"."""
-    from webapp.jobs.scheduler import schedules
-
     model = retries.get_kind(kind).model
     types = {None}
     if kind == "transfer":
@@ -171,10 +199,6 @@ def _next_runs(kind: str, ids: Any) -> str:
 
 
 def _has_worker() -> bool:
-    from rq import Worker
-
-    from webapp.jobs.queues import MONEY_QUEUE, get_queue
-
     try:
         return Worker.count(queue=get_queue(MONEY_QUEUE)) > 0
     except RedisError:
@@ -195,6 +219,7 @@ class MoneyView(ConsoleModelView):
     """Transfers, refunds, payouts: retry (single and bulk), abort or ignore with a reason."""
 
     kind = "transfer"  # retries.KINDS key
+    exact_search = True
     list_template = "admin/money/list.html"
     column_labels = {
         "status_reason": "Reason",
@@ -449,11 +474,12 @@ class PayoutView(MoneyView):
         FilterEqual(StripePayout.status, "Status", options=_choices(PayoutStatus)),
         "mirakl_shop_id", "currency", "creation_datetime", "mirakl_created_date",
     )  # fmt: skip
-    column_searchable_list = ("payout_id",)
+    column_searchable_list = ("mirakl_invoice_id", "payout_id")
 
 
 class PaymentView(ConsoleModelView):
     history_operation = "payment"
+    exact_search = True
     export_columns_csv = (
         ("mirakl_commercial_order_id", plain("mirakl_commercial_order_id")),
         ("stripe_charge_id", plain("stripe_charge_id")), ("amount", major("stripe_amount")),
@@ -531,11 +557,33 @@ class WebhookEventView(ConsoleModelView):
     column_searchable_list = ("stripe_event_id", "account")
 
 
+AUDIT_ACTIONS = (
+    "retry", "abort", "ignore", "run_now", "new_link", "push_kyc_status", "login",
+    "login_failed", "user_invite", "user_disable", "user_enable", "user_reset_password",
+    "user_role", "rerun_from",
+)  # fmt: skip
+
+
+class AuditView(ConsoleModelView):
+    """The audit trail: read-only for everyone, no action, newest first."""
+
+    can_view_details = False
+    column_list = (
+        "created_at", "actor", "action", "target_type", "mirakl_id", "reason", "outcome",
+    )  # fmt: skip
+    column_labels = {"created_at": "When (UTC)", "target_type": "On", "mirakl_id": "Item"}
+    column_filters = (
+        FilterEqual(AuditEvent.action, "Action", options=[(a, a) for a in AUDIT_ACTIONS]),
+        "actor", "target_type", "created_at",
+    )  # fmt: skip
+    column_searchable_list = ("mirakl_id", "actor")
+
+    def is_action_allowed(self, name: str) -> bool:
+        return False
+
+
 def init_app(app: Flask) -> Admin:
     """Build the console (its ``Admin`` and views) for this app."""
-    from webapp.views import access, timeline
-    from webapp.views.dashboard import DashboardView, JobsView
-
     app.context_processor(lambda: {"console_environment": environment})
     admin = Admin(
         app,
@@ -564,9 +612,7 @@ def init_app(app: Flask) -> Admin:
             WebhookEvent, session, name="Webhook events", endpoint="webhook_events", category="Logs"
         )
     )
-    admin.add_view(
-        access.AuditView(AuditEvent, session, name="Audit", endpoint="audit", category="Logs")
-    )
+    admin.add_view(AuditView(AuditEvent, session, name="Audit", endpoint="audit", category="Logs"))
     admin.add_view(access.UsersView(name="Users", endpoint="users", category="Admin"))
     admin.add_view(
         access.CheckpointsView(name="Rerun from a date", endpoint="checkpoints", category="Jobs")

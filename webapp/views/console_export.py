@@ -15,7 +15,7 @@ from typing import Any
 
 from flask import Response, stream_with_context
 
-from webapp.services.money import to_major
+from webapp.services.ledger.minor_units import to_major
 
 EXPORT_BATCH = 1000  # rows fetched from the database at a time
 

@@ -15,9 +15,9 @@ from flask_login import current_user
 
 from webapp.errors import ConnectorError
 from webapp.extensions import db
-from webapp.services import onboarding_links
 from webapp.services.access import audit
-from webapp.services.money import format_amount
+from webapp.services.ledger.minor_units import format_amount
+from webapp.services.onboarding import links as onboarding_links
 from webapp.services.timeline import gather, shop
 from webapp.services.timeline.rules import assemble, kyc_summary, parse_query, row_title
 from webapp.views.auth import SecuredMixin

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from webapp.extensions import db
-from webapp.services import checkpoints
 from webapp.services.access import audit
+from webapp.services.ledger import checkpoints
 from webapp.services.rerun.rules import DATED_JOBS, checkpoint_value, get_dated_job
 
 
