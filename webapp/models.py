@@ -215,7 +215,7 @@ class StripeTransfer(Timestamps, MoneyAttempt, db.Model):
         ForeignKey("account_mapping.id", ondelete="SET NULL"), index=True
     )
     transfer_id: Mapped[str | None] = mapped_column(String(255), index=True)
-    transaction_id: Mapped[str | None] = mapped_column(String(255))
+    transaction_id: Mapped[str | None] = mapped_column(String(255), index=True)
     amount: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(32), index=True)
     status_reason: Mapped[str | None] = mapped_column(String(REASON_LENGTH))
@@ -244,7 +244,7 @@ class StripeRefund(Timestamps, MoneyAttempt, db.Model):
     mirakl_commercial_order_id: Mapped[str | None] = mapped_column(String(255), index=True)
     mirakl_order_id: Mapped[str | None] = mapped_column(String(255), index=True)
     mirakl_order_line_id: Mapped[str | None] = mapped_column(String(255))
-    transaction_id: Mapped[str | None] = mapped_column(String(255))
+    transaction_id: Mapped[str | None] = mapped_column(String(255), index=True)
     stripe_refund_id: Mapped[str | None] = mapped_column(String(255), index=True)
     status: Mapped[str] = mapped_column(String(32), index=True)
     status_reason: Mapped[str | None] = mapped_column(String(REASON_LENGTH))
@@ -342,7 +342,7 @@ class WebhookEvent(db.Model):
     stripe_event_id: Mapped[str] = mapped_column(String(255), unique=True)
     type: Mapped[str] = mapped_column(String(64), index=True)
     endpoint: Mapped[str] = mapped_column(String(16))  # sellers, operator
-    account: Mapped[str | None] = mapped_column(String(255))
+    account: Mapped[str | None] = mapped_column(String(255), index=True)
     payload: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default=WebhookEventStatus.RECEIVED, index=True)
     error: Mapped[str | None] = mapped_column(String(REASON_LENGTH))
@@ -385,14 +385,44 @@ class OperatorUser(db.Model):
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+    # viewer, operator or admin (services/access/roles.py); earlier users were all admins.
+    role: Mapped[str] = mapped_column(String(16), default="admin", server_default="admin")
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     # Flask-Login protocol
-    is_active = True
     is_authenticated = True
     is_anonymous = False
+
+    @property
+    def is_active(self) -> bool:
+        """A disabled console user cannot log in, and a session of theirs stops working."""
+        return self.disabled_at is None
 
     def get_id(self) -> str:
         return str(self.id)
 
     def __str__(self) -> str:
         return self.email
+
+
+class AuditEvent(db.Model):
+    """Ours: one operator action (retry, abort, run now, login, user change…), append-only.
+
+    Nothing updates a row (a trigger refuses it); the console shows them read-only.
+    """
+
+    __tablename__ = "audit_event"
+    __table_args__ = (Index("ix_audit_event_target", "target_type", "target_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(255), index=True)  # e-mail, or "cli"
+    action: Mapped[str] = mapped_column(String(32), index=True)
+    target_type: Mapped[str | None] = mapped_column(String(32))  # transfer, shop, user, job…
+    target_id: Mapped[str | None] = mapped_column(String(64))  # our row id, job or key name
+    mirakl_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    reason: Mapped[str | None] = mapped_column(String(REASON_LENGTH))
+    outcome: Mapped[str | None] = mapped_column(String(REASON_LENGTH))
+
+    def __str__(self) -> str:
+        return f"{self.actor}: {self.action} {self.target_type or ''} {self.mirakl_id or ''}"

@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, abort, flash, redirect, render_template, request, url_for
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFProtect
@@ -26,6 +26,7 @@ from wtforms.validators import DataRequired
 from webapp.clock import utcnow
 from webapp.extensions import db
 from webapp.models import OperatorUser
+from webapp.services.access.roles import ACT, can, check_role
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +58,10 @@ def init_app(app: Flask) -> None:
 @login_manager.user_loader
 def load_user(user_id: str) -> OperatorUser | None:
     try:
-        return db.session.get(OperatorUser, int(user_id))
+        user = db.session.get(OperatorUser, int(user_id))
     except ValueError:
         return None
+    return user if user is not None and user.is_active else None  # disabled: session ends
 
 
 def find_user(email: str) -> OperatorUser | None:
@@ -71,15 +73,18 @@ def find_user(email: str) -> OperatorUser | None:
     ).scalar_one_or_none()
 
 
-def create_user(email: str, password: str) -> OperatorUser:
-    """Add a console user with a hashed password (committed).
+def create_user(email: str, password: str, role: str = "admin") -> OperatorUser:
+    """Add a console user with a hashed password (committed); admin unless told otherwise.
 
     Raises:
-        ValueError: the e-mail already has an account.
+        ValueError: the e-mail already has an account, or the role is unknown.
     """
+    check_role(role)
     if find_user(email) is not None:
         raise ValueError(f"{email} already has an account")
-    user = OperatorUser(email=email.strip().lower(), password_hash=generate_password_hash(password))
+    user = OperatorUser(
+        email=email.strip().lower(), password_hash=generate_password_hash(password), role=role
+    )
     db.session.add(user)
     db.session.commit()
     return user
@@ -117,7 +122,13 @@ def authenticate(email: str, password: str) -> OperatorUser | None:
 
 
 class SecuredMixin:
-    """For console views: only logged-in operators; everyone else goes to the login page."""
+    """For console views: only logged-in operators; everyone else goes to the login page.
+
+    Every POST to a console view needs the view's ``post_permission`` (by default "act":
+    operator or admin), checked here on the server for every view, not only hidden in pages.
+    """
+
+    post_permission = ACT
 
     def is_accessible(self) -> bool:
         return current_user.is_authenticated
@@ -127,6 +138,18 @@ class SecuredMixin:
         return redirect(
             url_for("auth.login", next=request.script_root + request.full_path.rstrip("?"))
         )
+
+    def _handle_view(self, name: str, **kwargs: Any) -> Any:
+        answer = super()._handle_view(name, **kwargs)  # type: ignore[misc]
+        if answer is None and request.method == "POST" and not self.allows(self.post_permission):
+            log.warning("console user %s (%s): %s refused", current_user.id, current_user.role,
+                        name)  # fmt: skip
+            abort(403)
+        return answer
+
+    def allows(self, permission: str) -> bool:
+        """Whether the logged-in user's role allows ``permission`` (templates ask this)."""
+        return current_user.is_authenticated and can(current_user.role, permission)
 
 
 def _safe_next(target: str | None) -> str:
@@ -145,8 +168,7 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         user = authenticate(form.email.data, form.password.data)
-        if user is not None:
-            login_user(user)
+        if user is not None and login_user(user):  # False for a disabled user
             log.info("operator %s: logged in", user.id)
             return redirect(_safe_next(request.args.get("next")))
         flash(REFUSED, "error")

@@ -12,11 +12,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from flask import current_app
+from flask import current_app, url_for
 from markupsafe import Markup
 
 from webapp.models import AccountMapping, JobRun
 from webapp.services.ledger.minor_units import format_amount
+from webapp.views.console_rules import link_kind, shop_state, tries_taken
 
 STRIPE_DASHBOARD = "https://dashboard.stripe.com"
 
@@ -58,11 +59,12 @@ def stripe_url(object_id: str | None, account: str | None = None) -> str | None:
 
 def onboarding_state(shop: AccountMapping) -> str:
     """onboarded, pending, disabled or ignored (the dashboard's shop buckets)."""
-    if shop.ignored:
-        return "ignored"
-    if shop.payout_enabled and shop.payin_enabled:
-        return "onboarded"
-    return "disabled" if shop.disabled_reason else "pending"
+    return shop_state(
+        ignored=bool(shop.ignored),
+        payout_enabled=bool(shop.payout_enabled),
+        payin_enabled=bool(shop.payin_enabled),
+        disabled_reason=shop.disabled_reason,
+    )
 
 
 # ---------------------------------------------------------------- column formatters
@@ -111,10 +113,25 @@ def status_formatter(view: Any, context: Any, model: Any, name: str) -> Markup:
     return html
 
 
-def shop_formatter(view: Any, context: Any, model: Any, name: str) -> str:
-    mapping = getattr(model, "account_mapping", None)
-    shop = mapping.mirakl_shop_id if mapping else getattr(model, "mirakl_shop_id", None)
-    return "" if shop is None else str(shop)
+def shop_formatter(view: Any, context: Any, model: Any, name: str) -> Markup | str:
+    """The Mirakl shop id, linking to the shop page."""
+    shop = getattr(model, "mirakl_shop_id", None)  # the column: no query per row
+    if shop is None:
+        mapping = getattr(model, "account_mapping", None)
+        shop = mapping.mirakl_shop_id if mapping else None
+    if shop is None:
+        return ""
+    return Markup('<a href="{}">{}</a>').format(url_for("shop.page", shop_id=shop), shop)
+
+
+def story_link(view: Any, context: Any, model: Any, name: str) -> Markup | str:
+    """A Mirakl id, linking to its story (the order timeline)."""
+    value = getattr(model, name)
+    if value is None:
+        return ""
+    return Markup('<a href="{}" class="story-link">{}</a>').format(
+        url_for("timeline.index", q=value), value
+    )
 
 
 def onboarding_formatter(view: Any, context: Any, model: AccountMapping, name: str) -> Markup:
@@ -122,14 +139,39 @@ def onboarding_formatter(view: Any, context: Any, model: AccountMapping, name: s
     badge = {"onboarded": "success", "disabled": "danger", "ignored": "secondary"}.get(
         state, "warning"
     )
-    return Markup('<span class="badge badge-{}">{}</span>').format(badge, state)
+    why = model.disabled_reason or ("" if model.details_submitted else "onboarding not finished")
+    if state == "onboarded":
+        why = ""
+    html = Markup('<span class="badge badge-{} shop-state" title="{}">{}</span>').format(
+        badge, why, state
+    )
+    if why:
+        html += Markup(' <small class="text-muted">{}</small>').format(why)
+    return html
 
 
 def url_formatter(view: Any, context: Any, model: Any, name: str) -> Markup | str:
     url = getattr(model, name)
     if not url:
         return ""
-    return Markup('<a href="{}" target="_blank" rel="noopener">open link</a>').format(url)
+    label = {"onboarding": "onboarding link", "login": "Stripe login link"}[link_kind(url)]
+    return Markup('<a href="{}" target="_blank" rel="noopener" class="shop-link">{}</a>').format(
+        url, label
+    )
+
+
+def type_formatter(view: Any, context: Any, model: Any, name: str) -> Markup:
+    """``TRANSFER_PRODUCT_ORDER`` reads "product order" (the full value in the tooltip)."""
+    value = getattr(model, name) or ""
+    short = value.removeprefix("TRANSFER_").removeprefix("REFUND_").replace("_", " ").lower()
+    return Markup('<span title="{}">{}</span>').format(value, short)
+
+
+def tries_formatter(view: Any, context: Any, model: Any, name: str) -> Markup:
+    """Stripe calls the row took, e.g. "2" after one refusal and a success."""
+    tries = tries_taken(model.status or "", model.attempt)
+    title = f"{model.attempt or 0} refused by Stripe"
+    return Markup('<span class="tries" title="{}">{}</span>').format(title, tries)
 
 
 def duration_formatter(view: Any, context: Any, model: JobRun, name: str) -> str:

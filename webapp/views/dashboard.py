@@ -8,21 +8,25 @@ never runs a job inside the request.
 from __future__ import annotations
 
 import logging
+import time
+from datetime import date, datetime
 from typing import Any
 
-from flask import flash, redirect, request, url_for
+from flask import current_app, flash, redirect, request, url_for
 from flask_admin import AdminIndexView, BaseView, expose
 from flask_login import current_user
 from redis import RedisError
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 from sqlalchemy import case, func, select
 
+from webapp.clock import utcnow
 from webapp.extensions import db
 from webapp.jobs.scheduler import enqueue_run, schedules
 from webapp.jobs.table import get_job, job_modules
 from webapp.models import (
     AccountMapping,
     JobRun,
+    OperationEvent,
     PaymentMapping,
     PayoutStatus,
     RefundStatus,
@@ -30,11 +34,15 @@ from webapp.models import (
     StripeRefund,
     StripeTransfer,
     TransferStatus,
+    TransferType,
 )
+from webapp.services.access import audit
 from webapp.services.ledger.minor_units import format_amount
 from webapp.services.queueing.queues import ALL_QUEUES, get_queue
 from webapp.views.auth import SecuredMixin
+from webapp.views.console_charts import bar_chart, day_range
 from webapp.views.console_columns import format_duration
+from webapp.views.console_rules import DISABLING_REASONS
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +55,13 @@ def status_counts(model: type) -> dict[str, int]:
 
 
 def shop_counts() -> dict[str, int]:
+    """Shops per state, with the same checks in the same order as ``shop_state``."""
     m = AccountMapping
+    prefix, *exact = DISABLING_REASONS
     state = case(
         (m.ignored.is_(True), "ignored"),
         (m.payout_enabled.is_(True) & m.payin_enabled.is_(True), "onboarded"),
-        (m.disabled_reason.is_not(None), "disabled"),
+        (m.disabled_reason.startswith(prefix) | m.disabled_reason.in_(exact), "disabled"),
         else_="pending",
     )
     found = dict(db.session.execute(select(state, func.count()).group_by(state)).all())
@@ -121,6 +131,8 @@ def queue_stats() -> list[dict[str, Any]] | None:
 class DashboardView(SecuredMixin, AdminIndexView):
     @expose("/")
     def index(self) -> str:
+        days = request.args.get("days", type=int)
+        days = days if days in CHART_DAYS else CHART_DAYS[0]
         return self.render(
             "admin/dashboard.html",
             counts={name: status_counts(model) for name, model in MONEY_MODELS.items()},
@@ -132,6 +144,9 @@ class DashboardView(SecuredMixin, AdminIndexView):
                 "payouts": money_at_risk(StripePayout, PayoutStatus),
             },
             jobs=last_runs(),
+            chart_days=days,
+            chart_windows=CHART_DAYS,
+            charts=charts(days),
         )
 
 
@@ -154,11 +169,92 @@ class JobsView(SecuredMixin, BaseView):
             queued = enqueue_run(name, "console")
         except RedisError:
             log.exception("job %s: could not be queued from the console", name)
+            audit.record_now("run_now", actor=current_user.email, target_type="job",
+                             target_id=name, outcome="not queued: Redis unavailable")  # fmt: skip
             flash(f"{name} was not queued: Redis is not answering. Try again later.", "error")
             return redirect(url_for(".index"))
         log.info("job %s: run requested by %s (queued: %s)", name, current_user.email, queued)
+        audit.record_now("run_now", actor=current_user.email, target_type="job", target_id=name,
+                         outcome="queued" if queued else "already queued or running")  # fmt: skip
         if queued:
             flash(f"{name} queued: a worker will run it shortly.", "success")
         else:
             flash(f"{name} is already queued or running.", "warning")
         return redirect(url_for(".index"))
+
+
+CHART_DAYS = (7, 30)  # windows the dashboard offers
+CREATED_MONEY = {
+    "transferred": (StripeTransfer, "transfer", TransferStatus.CREATED.value),
+    "refunded": (StripeRefund, "refund", RefundStatus.CREATED.value),
+    "paid out": (StripePayout, "payout", PayoutStatus.CREATED.value),
+}
+
+
+def _day(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+def money_per_day(since: datetime) -> dict[str, dict[str, dict[date, int]]]:
+    """metric → currency → day → amount that reached CREATED that day (from the history)."""
+    e = OperationEvent
+    found: dict[str, dict[str, dict[date, int]]] = {}
+    for metric, (model, operation, created) in CREATED_MONEY.items():
+        day = func.date(e.created_at)
+        query = (
+            select(day, model.currency, func.sum(model.amount))
+            .join(model, model.id == e.operation_id)
+            .where(e.operation == operation, e.to_status == created, e.created_at >= since)
+            .group_by(day, model.currency)
+        )
+        if model is StripeTransfer:  # reversals move money back: not "transferred"
+            query = query.where(model.type != TransferType.REFUND.value)
+        for when, currency, amount in db.session.execute(query).all():
+            per_day = found.setdefault(metric, {}).setdefault((currency or "").lower(), {})
+            per_day[_day(when)] = int(amount or 0)
+    return found
+
+
+def failures_per_day(since: datetime) -> dict[date, int]:
+    """Money rows that moved to a FAILED status, per day."""
+    e = OperationEvent
+    day = func.date(e.created_at)
+    rows = db.session.execute(
+        select(day, func.count())
+        .where(e.to_status.like("%FAILED"), e.created_at >= since)
+        .group_by(day)
+    ).all()
+    return {_day(when): count for when, count in rows}
+
+
+CHART_CACHE_SECONDS = 60  # charts are sums over up to a month: recomputed at most once a minute
+
+
+def charts(days: int) -> list[dict[str, Any]]:
+    """The dashboard's charts, cached per process for ``CHART_CACHE_SECONDS``: each render
+    sums a month of history, which costs more than the rest of the dashboard together."""
+    cache = current_app.extensions.setdefault("console_charts", {})  # one per app
+    now = time.monotonic()
+    cached = cache.get(days)
+    if cached and now - cached[0] < CHART_CACHE_SECONDS:
+        return cached[1]
+    drawn = draw_charts(days)
+    cache[days] = (now, drawn)
+    return drawn
+
+
+def draw_charts(days: int) -> list[dict[str, Any]]:
+    """The dashboard's charts for the last ``days`` days: one per metric and currency."""
+    today = utcnow().date()
+    window = day_range(today, days)
+    since = datetime.combine(window[0], datetime.min.time())
+    drawn = []
+    for metric, currencies in money_per_day(since).items():
+        for currency, values in sorted(currencies.items()):
+            title = f"Money {metric} per day ({currency.upper()})"
+            drawn.append({"title": title, "svg": bar_chart(
+                title, window, values, lambda v, c=currency: format_amount(v, c))})  # fmt: skip
+    failures = failures_per_day(since)
+    drawn.append({"title": "Failures per day", "svg": bar_chart(
+        "Failures per day", window, failures, str, color="#dc3545")})  # fmt: skip
+    return drawn
