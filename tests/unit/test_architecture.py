@@ -19,10 +19,10 @@ PACKAGE = ROOT / "webapp"
 # from its own layer or a lower one, never a higher one.
 SERVICE_LAYERS: list[set[str]] = [
     {"http", "queueing", "mirakl", "stripe"},
-    {"clients", "ledger"},
+    {"clients", "ledger", "access"},
     {"notify"},
     {"onboarding", "validation", "split", "refunds", "payouts"},
-    {"webhooks", "dispatch"},
+    {"webhooks", "dispatch", "timeline", "rerun"},
 ]
 WORKFLOWS = SERVICE_LAYERS[3]
 
