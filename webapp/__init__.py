@@ -39,8 +39,9 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
 
     from webapp import models  # noqa: F401  (registers the tables with the metadata)
     from webapp.jobs.cli import connector_cli
-    from webapp.views import auth, register_views
+    from webapp.views import auth, register_views, security
 
+    security.init_app(app)  # first: its size check runs before any hook reads a body
     auth.init_app(app)
     register_views(app)
     app.cli.add_command(connector_cli)

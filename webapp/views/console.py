@@ -56,6 +56,7 @@ from webapp.views.console_columns import (
     stripe_link,
     url_formatter,
 )
+from webapp.views.security import csp_nonce
 
 log = logging.getLogger(__name__)
 
@@ -364,6 +365,7 @@ def init_app(app: Flask) -> Admin:
         url="/console",
         index_view=DashboardView(name="Dashboard", url="/console"),
         theme=Bootstrap4Theme(base_template="admin/console_base.html", fluid=True),
+        csp_nonce_generator=csp_nonce,  # Flask-Admin's inline scripts carry the page's nonce
     )
     session = db  # Flask-Admin 2 takes the Flask-SQLAlchemy object
     admin.add_view(ShopView(AccountMapping, session, name="Shops", endpoint="shops"))
