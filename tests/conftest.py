@@ -39,7 +39,7 @@ BACKEND = os.environ.get("TEST_DB", "postgresql")
 TABLES = (
     "operation_event", "notification", "webhook_event", "job_run", "lease", "stripe_transfer",
     "stripe_refund", "stripe_payout", "payment_mapping", "pending_shop", "account_mapping",
-    "config", "operator_user",
+    "config", "console_session", "login_throttle", "operator_user",
 )  # fmt: skip
 
 
@@ -95,7 +95,9 @@ def redis_url() -> Iterator[str]:
         if claims.set(f"connector-test-claim:{index}", token, nx=True, ex=3600):
             break
     else:
-        pytest.exit(f"no free Redis database index for tests (1-{count - 1} all claimed)", returncode=3)
+        pytest.exit(
+            f"no free Redis database index for tests (1-{count - 1} all claimed)", returncode=3
+        )
     url = f"{REDIS_SERVER}/{index}"
     redis.Redis.from_url(url).flushdb()
     yield url

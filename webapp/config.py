@@ -212,6 +212,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("JOB_LEASE_TTL", "45", _float),
     Setting("RETRY_BACKOFF_BASE", "300", _int),
     Setting("NOTIFICATION_RETRY_DELAYS", "1,5,25", _delays),
+    Setting("CONSOLE_SESSION_IDLE_MINUTES", "30", _int),
+    Setting("CONSOLE_SESSION_MAX_HOURS", "12", _int),
 )
 
 SECRET_NAMES = tuple(s.name for s in SETTINGS if s.parse in (_secret, _stripe_key))

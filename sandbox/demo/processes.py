@@ -122,7 +122,11 @@ def gunicorn_command(port: int) -> list[str]:
 
 
 def run_flask(
-    args: Sequence[str], env: Mapping[str, str], logs: Path, *, secret: re.Pattern[str] | None = None
+    args: Sequence[str],
+    env: Mapping[str, str],
+    logs: Path,
+    *,
+    secret: re.Pattern[str] | None = None,
 ) -> str:
     """Run ``flask --app wsgi ARGS`` to completion; return its output or raise DemoError.
 

@@ -20,6 +20,7 @@ from webapp.jobs.scheduler import RUN_ID_PREFIX
 from webapp.models import (
     AccountMapping,
     JobRun,
+    LoginThrottle,
     OperationEvent,
     OperatorUser,
     RefundStatus,
@@ -141,8 +142,10 @@ def test_five_wrong_passwords_lock_the_account_with_a_generic_message(client, ap
         response = log_in(client, password="wrong password")
         assert response.status_code == 401
         assert REFUSED in response.get_data(as_text=True)
-    user = db.session.execute(select(OperatorUser)).scalar_one()
-    assert user.locked_until > utcnow() + timedelta(minutes=4)
+    counter = db.session.execute(
+        select(LoginThrottle).where(LoginThrottle.key.startswith("account-ip:"))
+    ).scalar_one()
+    assert counter.locked_until > utcnow() + timedelta(minutes=4)
 
     # Locked: the right password is refused with the same message as an unknown e-mail.
     locked = log_in(client)
@@ -153,7 +156,7 @@ def test_five_wrong_passwords_lock_the_account_with_a_generic_message(client, ap
     assert client.get("/console/").status_code == 302
 
     # Once the lock expires, the right password works.
-    user.locked_until = utcnow() - timedelta(seconds=1)
+    counter.locked_until = utcnow() - timedelta(seconds=1)
     db.session.commit()
     assert log_in(client).status_code == 302
     assert client.get("/console/").status_code == 200
