@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+import flask_login
 import pytest
 import requests
 from flask import Flask
@@ -170,9 +171,11 @@ def test_a_busy_session_stays_open_within_the_timeouts(console_app, live_url):
 def test_a_signed_cookie_without_a_live_session_handle_is_refused(console_app, live_url):
     """What the cookie alone held before: a user id, validly signed with APP_SECRET."""
     user = create_user(EMAIL, PASSWORD)
-    with console_app.test_request_context():
+    headers = {"X-Forwarded-For": "203.0.113.10", "User-Agent": requests.utils.default_user_agent()}
+    with console_app.test_request_context(headers=headers):
         serializer = console_app.session_interface.get_signing_serializer(console_app)
-        forged = serializer.dumps({"_user_id": str(user.id), "_fresh": True})
+        identifier = flask_login.utils._create_identifier()  # what "strong" protection checks
+        forged = serializer.dumps({"_user_id": str(user.id), "_fresh": True, "_id": identifier})
 
     assert not opens_console({"session": forged}, live_url)
 

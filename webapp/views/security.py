@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import secrets
 
-from flask import Flask, Response, abort, current_app, g, request
+from flask import Flask, Response, abort, current_app, request
 
 MAX_REQUEST_BYTES = 1024 * 1024  # 1 MiB: a Stripe event is a few KiB, console forms less
 HSTS_MAX_AGE = 365 * 24 * 3600  # seconds, one year
 RQ_DASHBOARD_PREFIX = "/console/rq/"
+NONCE_KEY = "webapp.csp_nonce"  # in the WSGI environ of the request
 
 # The ``onclick``/``javascript:`` strings Flask-Admin's own templates carry (filter menu,
 # pager, tabs). 'unsafe-hashes' lets these exact strings run and nothing else inline.
@@ -28,10 +29,8 @@ ALLOWED_INLINE_HANDLER_HASHES = (
 
 def csp_nonce() -> str:
     """This request's nonce for inline ``<script nonce=...>`` blocks (made on first use)."""
-    nonce = g.get("csp_nonce")
-    if nonce is None:
-        nonce = g.csp_nonce = secrets.token_urlsafe(18)
-    return nonce
+    # Kept on the request, not ``g``: an app context may outlive one request (tests, CLI).
+    return request.environ.setdefault(NONCE_KEY, secrets.token_urlsafe(18))
 
 
 def content_security_policy(nonce: str, *, allow_eval: bool = False) -> str:
