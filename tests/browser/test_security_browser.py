@@ -18,10 +18,10 @@ from rq.job import Job
 
 from tests.live_server import serve
 from webapp.extensions import db
-from webapp.jobs.queues import MONEY_QUEUE, get_queue
 from webapp.jobs.worker import make_worker
 from webapp.models import AccountMapping, StripeTransfer, TransferStatus, TransferType
-from webapp.services import transitions
+from webapp.services.ledger import transitions
+from webapp.services.queueing.queues import MONEY_QUEUE, get_queue
 from webapp.views.auth import create_user
 
 pytestmark = pytest.mark.browser
