@@ -24,8 +24,10 @@ from werkzeug.security import generate_password_hash
 from tests.live_server import serve
 from webapp.clock import utcnow
 from webapp.extensions import db
+from webapp.jobs.worker import make_worker
 from webapp.models import ConsoleSession, LoginThrottle, OperatorUser
 from webapp.services.console_security import sessions, throttle
+from webapp.services.queueing.queues import MONEY_QUEUE, get_queue
 from webapp.views.auth import create_user
 
 EMAIL, PASSWORD = "ops@example.com", "correct horse battery"
@@ -274,3 +276,28 @@ def test_locked_unknown_and_wrong_refusals_take_the_same_time(console_app, live_
 
     slowest, fastest = max(locked, unknown, wrong), min(locked, unknown, wrong)
     assert fastest > 0.5 * slowest, (locked, unknown, wrong)
+
+
+# ---------------------------------------------------------------- RQ dashboard
+
+
+def test_rq_dashboard_state_changes_need_post_and_the_csrf_token(console_app, live_url):
+    """Before: ``GET /console/rq/requeue/<queue>`` requeued, and no token was asked."""
+    create_user(EMAIL, PASSWORD)
+    operator = browser()
+    log_in(operator, live_url)
+    requeue = f"{live_url}/console/rq/requeue/{MONEY_QUEUE}"
+    failed = get_queue(MONEY_QUEUE).enqueue(int, "not a number")
+    make_worker((MONEY_QUEUE,)).work(burst=True)
+    registry = get_queue(MONEY_QUEUE).failed_job_registry
+    assert registry.get_job_ids() == [failed.id]
+
+    assert operator.get(requeue, allow_redirects=False).status_code == 405
+    assert operator.post(requeue, allow_redirects=False).status_code == 400
+    assert registry.get_job_ids() == [failed.id]
+
+    token = re.search(r'name="csrf-token" content="([^"]+)"', operator.get(
+        f"{live_url}/console/rq/").text).group(1)  # fmt: skip
+    answer = operator.post(requeue, headers={"X-CSRFToken": token}, allow_redirects=False)
+    assert (answer.status_code, answer.json()) == (200, {"status": "OK", "count": 1})
+    assert registry.get_job_ids() == []
