@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from operator import truediv
 
 import flask_login
 import pytest
@@ -287,7 +288,7 @@ def test_rq_dashboard_state_changes_need_post_and_the_csrf_token(console_app, li
     operator = browser()
     log_in(operator, live_url)
     requeue = f"{live_url}/console/rq/requeue/{MONEY_QUEUE}"
-    failed = get_queue(MONEY_QUEUE).enqueue(int, "not a number")
+    failed = get_queue(MONEY_QUEUE).enqueue(truediv, 1, 0)
     make_worker((MONEY_QUEUE,)).work(burst=True)
     registry = get_queue(MONEY_QUEUE).failed_job_registry
     assert registry.get_job_ids() == [failed.id]
