@@ -163,6 +163,9 @@ def test_rq_dashboard_actions_need_the_console_csrf_token(console_app, live_url,
     """Before: ``GET /console/rq/requeue/<queue>`` in an <img> requeued every failed job."""
     job_id = failed_money_job()
     page, _ = logged_in_page(browser, live_url)
+    # The operator has looked at the dashboard (as they would, before being lured away).
+    page.goto(f"{live_url}/console/rq/0/view/jobs/{MONEY_QUEUE}/failed/8/asc/1")
+    page.wait_for_selector(f"table#jobs tr[data-job-id='{job_id}']")
     hostile = hostile_site(
         f'<img src="{live_url}/console/rq/requeue/{MONEY_QUEUE}">'
         f'<form id="f" method="post" action="{live_url}/console/rq/job/{job_id}/requeue"></form>'

@@ -292,6 +292,7 @@ def test_rq_dashboard_state_changes_need_post_and_the_csrf_token(console_app, li
     make_worker((MONEY_QUEUE,)).work(burst=True)
     registry = get_queue(MONEY_QUEUE).failed_job_registry
     assert registry.get_job_ids() == [failed.id]
+    assert operator.get(f"{live_url}/console/rq/0/data/queues.json").status_code == 200
 
     assert operator.get(requeue, allow_redirects=False).status_code == 405
     assert operator.post(requeue, allow_redirects=False).status_code == 400

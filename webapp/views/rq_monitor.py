@@ -9,6 +9,7 @@ therefore neither requeue nor delete anything.
 
 from __future__ import annotations
 
+import redis
 import rq_dashboard
 from flask import Flask, abort, redirect, request, url_for
 from flask_login import current_user
@@ -36,5 +37,8 @@ def init_app(app: Flask) -> None:
     """Mount the RQ dashboard on this app's Redis, for logged-in operators only."""
     app.config["RQ_DASHBOARD_REDIS_URL"] = [app.config["REDIS_URL"]]
     app.config.setdefault("RQ_DASHBOARD_POLL_INTERVAL", 5000)
+    # rq-dashboard 0.9 sets ``app.redis_conn`` only when a page naming an instance is served:
+    # until then its requeue and delete routes fail with a 500 in a fresh process.
+    app.redis_conn = redis.Redis.from_url(app.config["REDIS_URL"])
     app.before_request(_guard_dashboard)
     app.register_blueprint(rq_dashboard.blueprint, url_prefix=URL_PREFIX)
