@@ -15,7 +15,7 @@ from webapp.extensions import db
 from webapp.jobs.cli import connector_cli
 from webapp.logs import configure_logging
 from webapp.services.notify import mailer
-from webapp.views import auth, register_views
+from webapp.views import auth, register_views, security
 
 
 def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
@@ -41,6 +41,7 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     mailer.init_app(app)
     proxies.init_app(app)
 
+    security.init_app(app)  # first: its size check runs before any hook reads a body
     auth.init_app(app)
     register_views(app)
     app.cli.add_command(connector_cli)

@@ -8,10 +8,10 @@ show up in a repr, a log line or an error page.
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import os
 import re
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +20,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from webapp.errors import ConfigError
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
+APP_SECRET_FILE = "app_secret"  # in the instance folder: the generated key outside production
+MIN_APP_SECRET_LENGTH = 32  # characters; the doctor flags a shorter APP_SECRET
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 
 
@@ -247,6 +249,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("JOB_LEASE_TTL", "45", _float),
     Setting("RETRY_BACKOFF_BASE", "300", _int),
     Setting("NOTIFICATION_RETRY_DELAYS", "1,5,25", _delays),
+    Setting("CONSOLE_SESSION_IDLE_MINUTES", "30", _int),
+    Setting("CONSOLE_SESSION_MAX_HOURS", "12", _int),
 )
 
 SECRET_NAMES = tuple(s.name for s in SETTINGS if s.parse in (_secret, _stripe_key))
@@ -310,22 +314,11 @@ def load_config(env: Mapping[str, str], *, instance_path: str) -> dict[str, Any]
     if cfg["ENABLE_PAYMENT_TAX_SPLIT"] and not cfg["STRIPE_TAX_ACCOUNT"]:
         raise ConfigError("STRIPE_TAX_ACCOUNT is required when ENABLE_PAYMENT_TAX_SPLIT is true")
 
-    # Sessions must survive restarts; without APP_SECRET derive a stable one from other secrets.
-    app_secret = (
-        cfg["APP_SECRET"].reveal()
-        or hashlib.sha256(
-            (
-                "session:"
-                + cfg["OPERATOR_PASSWORD"].reveal()
-                + cfg["STRIPE_CLIENT_SECRET"].reveal()
-            ).encode()
-        ).hexdigest()
-    )
-    cfg["SECRET_KEY"] = app_secret
     cfg["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(cfg["SQLALCHEMY_DATABASE_URI"])
     cfg["PUBLIC_BASE_URL"] = f"{cfg['SCHEME']}://{cfg['BASE_HOST']}"
     cfg["SCHEDULE_OVERRIDES"] = schedule_overrides(env)
     cfg["DEBUG_ENV"] = cfg["APP_ENV"] in ("dev", "test")
+    cfg["SECRET_KEY"] = session_key(cfg, instance_path)
     # Console session cookie: never readable by scripts, not sent cross-site, HTTPS-only in prod.
     cfg["SESSION_COOKIE_HTTPONLY"] = True
     cfg["SESSION_COOKIE_SAMESITE"] = "Lax"
@@ -335,6 +328,68 @@ def load_config(env: Mapping[str, str], *, instance_path: str) -> dict[str, Any]
     cfg["REMEMBER_COOKIE_SAMESITE"] = "Lax"
     cfg["REMEMBER_COOKIE_SECURE"] = cfg["SESSION_COOKIE_SECURE"]
     return cfg
+
+
+def session_key(cfg: Mapping[str, Any], instance_path: str) -> str:
+    """The key that signs console session cookies: ``APP_SECRET``, never derived from others.
+
+    A key derived from ``OPERATOR_PASSWORD`` and ``STRIPE_CLIENT_SECRET`` would let anyone
+    holding those forge console sessions. Outside production (``APP_ENV`` dev or test) a
+    missing ``APP_SECRET`` is generated once and kept in the instance folder, so sessions
+    survive restarts and are shared by the processes of one checkout.
+
+    Raises:
+        ConfigError: ``APP_SECRET`` is missing in production.
+    """
+    secret = cfg["APP_SECRET"].reveal()
+    if secret:
+        return secret
+    if not cfg["DEBUG_ENV"]:
+        raise ConfigError(
+            "APP_SECRET is required when APP_ENV is prod: set it to a long random value, "
+            "e.g. python3 -c 'import secrets; print(secrets.token_hex(32))'"
+        )
+    return instance_app_secret(instance_path)
+
+
+def instance_app_secret(instance_path: str) -> str:
+    """The generated key kept in ``<instance>/app_secret`` (created on first use, mode 0600)."""
+    path = os.path.join(instance_path, APP_SECRET_FILE)
+    try:
+        with open(path) as kept:
+            secret = kept.read().strip()
+        if secret:
+            return secret
+    except FileNotFoundError:
+        pass
+    os.makedirs(instance_path, exist_ok=True)
+    secret = secrets.token_hex(32)
+    # O_EXCL: of two processes starting together, the second reads the first one's key.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        with open(path) as kept:
+            return kept.read().strip() or secret
+    with os.fdopen(fd, "w") as kept:
+        kept.write(secret + "\n")
+    return secret
+
+
+def app_secret_problem(cfg: Mapping[str, Any]) -> str | None:
+    """What is wrong with the session key for ``connector doctor``, or None when it is sound."""
+    secret = cfg["APP_SECRET"].reveal()
+    if not secret:
+        if cfg["DEBUG_ENV"]:
+            return None  # generated and kept in the instance folder (dev and test only)
+        return "APP_SECRET is not set: console sessions cannot be signed in production"
+    if secret in (cfg["OPERATOR_PASSWORD"].reveal(), cfg["STRIPE_CLIENT_SECRET"].reveal()):
+        return "APP_SECRET must not reuse OPERATOR_PASSWORD or STRIPE_CLIENT_SECRET"
+    if len(secret) < MIN_APP_SECRET_LENGTH:
+        return (
+            f"APP_SECRET is {len(secret)} characters long; use at least "
+            f"{MIN_APP_SECRET_LENGTH} random ones (secrets.token_hex(32))"
+        )
+    return None
 
 
 def schedule_overrides(env: Mapping[str, str]) -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -33,18 +34,22 @@ class AddJobContext(logging.Filter):
         return True
 
 
+# A credential in a URL's query (``?token=`` of onboarding refresh links, ``refresh_token``,
+# ``password``...): its value is masked wherever a URL is logged (an error echoing the URL,
+# werkzeug's request lines in development).
+QUERY_SECRET = re.compile(r"(\b\w*(?:token|password|secret)=)[^&\s\"'<>]+", re.I)
+
+
 class RedactSecrets(logging.Filter):
-    """Replace any configured secret value that slipped into a log record."""
+    """Replace any configured secret value, or credential in a URL, that slipped into a log."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
         self.secrets = sorted(set(secrets), key=len, reverse=True)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
-            return True
         message = record.getMessage()
-        clean = message
+        clean = QUERY_SECRET.sub(r"\1" + REDACTED, message) if "=" in message else message
         for secret in self.secrets:
             clean = clean.replace(secret, REDACTED)
         if clean != message:

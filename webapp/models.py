@@ -426,3 +426,44 @@ class AuditEvent(db.Model):
 
     def __str__(self) -> str:
         return f"{self.actor}: {self.action} {self.target_type or ''} {self.mirakl_id or ''}"
+
+
+class ConsoleSession(db.Model):
+    """Ours: one console login, held server-side so that it can be revoked.
+
+    The signed cookie carries a random handle; only its SHA-256 is stored. The row is
+    deleted at logout; a password change (``credential_stamp`` no longer matches) and the
+    idle and absolute timeouts end it too.
+    """
+
+    __tablename__ = "console_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    handle_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    operator_user_id: Mapped[int] = mapped_column(
+        ForeignKey("operator_user.id", ondelete="CASCADE"), index=True
+    )
+    credential_stamp: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    def __str__(self) -> str:
+        return f"session {self.id} of operator {self.operator_user_id}"
+
+
+class LoginThrottle(db.Model):
+    """Ours: failed console logins counted per key (client IP, or account and client IP).
+
+    Counted with one atomic upsert per failure, so concurrent attempts cannot slip past
+    the limit (``services/console_security/throttle.py`` holds the policy).
+    """
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    window_started_at: Mapped[datetime] = mapped_column(DateTime)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.failures} failures"

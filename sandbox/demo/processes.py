@@ -7,6 +7,7 @@ Children run in their own session with their output in ``logs/<name>.log``; one-
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -120,14 +121,25 @@ def gunicorn_command(port: int) -> list[str]:
     ]  # fmt: skip
 
 
-def run_flask(args: Sequence[str], env: Mapping[str, str], logs: Path) -> str:
-    """Run ``flask --app wsgi ARGS`` to completion; return its output or raise DemoError."""
+def run_flask(
+    args: Sequence[str],
+    env: Mapping[str, str],
+    logs: Path,
+    *,
+    secret: re.Pattern[str] | None = None,
+) -> str:
+    """Run ``flask --app wsgi ARGS`` to completion; return its output or raise DemoError.
+
+    ``secret`` matches what the command prints that must not reach ``setup.log`` (its first
+    group is kept, the rest of the match is masked): the caller still gets the full output.
+    """
     result = subprocess.run(
         flask_command(*args), cwd=ROOT, env=dict(env), capture_output=True, text=True, timeout=120
     )
     output = result.stdout + result.stderr
+    logged = secret.sub(r"\1***", output) if secret else output
     with open(logs / "setup.log", "a") as log:
-        log.write(f"$ flask --app wsgi {' '.join(args)}\n{output}\n")
+        log.write(f"$ flask --app wsgi {' '.join(args)}\n{logged}\n")
     if result.returncode != 0:
         raise DemoError(f"flask --app wsgi {' '.join(args)} failed:\n{output.strip()}")
     return output

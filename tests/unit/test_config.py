@@ -2,10 +2,17 @@ from __future__ import annotations
 
 import pytest
 
-from webapp.config import Secret, load_config, normalize_database_url, secret_values
+from webapp.config import (
+    Secret,
+    app_secret_problem,
+    load_config,
+    normalize_database_url,
+    secret_values,
+)
 from webapp.errors import ConfigError
 
 REQUIRED = {
+    "APP_SECRET": "a-dedicated-random-session-key-0123456789",
     "OPERATOR_PASSWORD": "operator-pass",
     "BASE_HOST": "connector.example.com",
     "STRIPE_CLIENT_SECRET": "sk_test_123abc",
@@ -108,6 +115,46 @@ def test_secrets_never_show_in_repr_or_str():
     assert {"operator-pass", "sk_test_123abc", "mirakl-secret-key", "mailpass"} <= set(values)
 
 
-def test_app_secret_is_derived_when_missing_and_stable():
-    assert load()["SECRET_KEY"] == load()["SECRET_KEY"]
+def test_the_session_key_is_app_secret():
     assert load(APP_SECRET="s3cret")["SECRET_KEY"] == "s3cret"
+
+
+def test_production_refuses_to_start_without_app_secret():
+    # Before: the key was derived from OPERATOR_PASSWORD and STRIPE_CLIENT_SECRET.
+    with pytest.raises(ConfigError, match="^APP_SECRET is required when APP_ENV is prod"):
+        load(APP_SECRET="")
+
+
+@pytest.mark.parametrize("app_env", ["dev", "test"])
+def test_outside_production_a_missing_key_is_generated_once_and_kept(app_env, tmp_path):
+    env = {**REQUIRED, "APP_SECRET": "", "APP_ENV": app_env}
+    first = load_config(env, instance_path=str(tmp_path))["SECRET_KEY"]
+    again = load_config(env, instance_path=str(tmp_path))["SECRET_KEY"]
+
+    assert first == again and len(first) == 64
+    assert (tmp_path / "app_secret").stat().st_mode & 0o777 == 0o600
+    for other in ("operator-pass", "sk_test_123abc"):
+        assert other not in first
+    other_instance = load_config(env, instance_path=str(tmp_path / "other"))["SECRET_KEY"]
+    assert other_instance != first
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({}, None),
+        ({"APP_SECRET": "short"}, "APP_SECRET is 5 characters long"),
+        ({"APP_SECRET": "operator-pass-that-is-long-enough-00000"}, None),
+        ({"APP_SECRET": "sk_test_123abc"}, "must not reuse"),
+        ({"APP_SECRET": "", "APP_ENV": "dev"}, None),
+    ],
+)
+def test_app_secret_problem_for_the_doctor(env, problem, tmp_path):
+    cfg = load_config({**REQUIRED, **env}, instance_path=str(tmp_path))
+    found = app_secret_problem(cfg)
+    assert found == problem if problem is None else problem in found
+
+
+def test_app_secret_problem_in_production_without_the_key():
+    cfg = {**load(), "APP_SECRET": Secret(""), "DEBUG_ENV": False}
+    assert "APP_SECRET is not set" in app_secret_problem(cfg)

@@ -41,10 +41,35 @@ def require_operator_token():
     return None
 
 
-@bp.errorhandler(HTTPException)
+@bp.app_errorhandler(HTTPException)
 def http_error(error: HTTPException):
-    """Every error of the API answers JSON ``{"message": ...}``, never an HTML page."""
+    """Every error under ``/api`` answers JSON ``{"message": ...}``, never an HTML page.
+
+    Registered on the app, not the blueprint: a path that matches no route
+    (``/api/transfers/abc``) or a wrong method belongs to no blueprint, yet is the API's.
+    Other paths keep Flask's own answer.
+    """
+    if not is_api_path(request.path):
+        return error
     return jsonify(message=error.description or error.name), error.code
+
+
+def is_api_path(path: str) -> bool:
+    """Whether ``path`` is under ``/api`` (the operator API and the public endpoints)."""
+    return path == "/api" or path.startswith("/api/")
+
+
+def _json_object() -> dict[str, Any] | None:
+    """The request's JSON object, or None when the body is not one.
+
+    A body nested thousands deep makes the parser raise RecursionError, not ValueError:
+    it is as invalid as any other bad JSON (400, not 500).
+    """
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:
+        return None
+    return body if isinstance(body, dict) else None
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -199,8 +224,8 @@ def get_mapping(row_id: int):
 @bp.post("/mappings")
 def create_mapping():
     """Map a shop to an existing Stripe account: 201, or 400/409 with the reference's text."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
+    body = _json_object()
+    if body is None:
         return jsonify(message="Invalid JSON format"), 400
     try:
         mapping = manual_mappings.create_manual_mapping(

@@ -1,9 +1,11 @@
 """Console login and logout (Flask-Login), CSRF on every form (Flask-WTF), login throttling.
 
-After ``MAX_FAILED_LOGINS`` wrong passwords in a row an account is locked for
-``LOCK_DURATION``; every refusal shows the same message, so the page never tells whether an
-e-mail address has an account. Machine endpoints (``public``, ``api``, ``health``) are
-authenticated otherwise and exempt from CSRF.
+Sessions are held server-side (``services/console_security/sessions.py``): logout, a password
+change, a disabled user and the idle and absolute timeouts end them. Failed logins are
+throttled per account and client IP, per client IP and per account
+(``services/console_security/throttle.py``); every refusal shows the same message and takes
+the same time, so the page never tells whether an e-mail address has an account. Machine
+endpoints (``public``, ``api``, ``health``) are authenticated otherwise and exempt from CSRF.
 """
 
 from __future__ import annotations
@@ -14,7 +16,18 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFProtect
@@ -27,11 +40,11 @@ from webapp.clock import utcnow
 from webapp.extensions import db
 from webapp.models import OperatorUser
 from webapp.services.access.roles import ACT, can, check_role
+from webapp.services.console_security import sessions, throttle
 
 log = logging.getLogger(__name__)
 
-MAX_FAILED_LOGINS = 5  # wrong passwords in a row before the account is locked
-LOCK_DURATION = timedelta(minutes=5)
+SESSION_HANDLE_KEY = "console_session"  # in the signed cookie: the server-side session's handle
 REFUSED = (
     "Wrong e-mail or password, or too many attempts: check them and try again in a few minutes."
 )
@@ -57,11 +70,16 @@ def init_app(app: Flask) -> None:
 
 @login_manager.user_loader
 def load_user(user_id: str) -> OperatorUser | None:
-    try:
-        user = db.session.get(OperatorUser, int(user_id))
-    except ValueError:
+    """The user of this request's server-side session, checked on every request.
+
+    The signed cookie alone is not enough: its session handle must name a live
+    ``console_session`` row of the same user (not logged out, not timed out, password
+    unchanged) whose account is not disabled.
+    """
+    user = sessions.find_session_user(session.get(SESSION_HANDLE_KEY), **_session_timeouts())
+    if user is None or str(user.id) != user_id or not user.is_active:
         return None
-    return user if user is not None and user.is_active else None  # disabled: session ends
+    return user
 
 
 def find_user(email: str) -> OperatorUser | None:
@@ -97,28 +115,54 @@ def _dummy_hash() -> str:
     return generate_password_hash("not-a-real-password")
 
 
-def authenticate(email: str, password: str) -> OperatorUser | None:
-    """The user if the password is right and the account not locked; counts failures."""
+def authenticate(email: str, password: str, ip: str = "unknown") -> OperatorUser | None:
+    """The user if the password is right and no throttle applies; counts failures.
+
+    Every refusal does the same work: the password is checked against a hash (the dummy
+    one for an unknown e-mail) even when the login is throttled, so the answer's time
+    tells neither whether the account exists nor whether it is locked
+    (``throttle`` holds the lockout policy).
+    """
     user = find_user(email)
-    if user is None:
-        check_password_hash(_dummy_hash(), password)
-        return None
+    is_right = check_password_hash(user.password_hash if user else _dummy_hash(), password)
     now = utcnow()
-    if user.locked_until is not None and user.locked_until > now:
+    if throttle.is_throttled(email, ip, user, now):
         return None
-    if not check_password_hash(user.password_hash, password):
-        user.failed_logins = (user.failed_logins or 0) + 1
-        if user.failed_logins >= MAX_FAILED_LOGINS:
-            user.locked_until = now + LOCK_DURATION
-            user.failed_logins = 0
-            log.warning("operator %s: locked for %s after failed logins", user.id, LOCK_DURATION)
-        db.session.commit()
+    if user is None or not is_right:
+        throttle.record_failure(email, ip, user, now)
         return None
-    user.failed_logins = 0
-    user.locked_until = None
-    user.last_login_at = now
-    db.session.commit()
+    throttle.record_success(email, ip, user, now)
+    db.session.refresh(user)
     return user
+
+
+def request_client_ip() -> str:
+    """This request's client address, through the proxies ``TRUSTED_PROXIES`` names."""
+    # ProxyFix (webapp/proxies.py) has already put the client's address there when
+    # TRUSTED_PROXIES names the proxy it came through; a client cannot set it itself.
+    return request.remote_addr or "unknown"
+
+
+def _session_timeouts() -> dict[str, timedelta]:
+    config = current_app.config
+    return {
+        "idle": timedelta(minutes=config["CONSOLE_SESSION_IDLE_MINUTES"]),
+        "lifetime": timedelta(hours=config["CONSOLE_SESSION_MAX_HOURS"]),
+    }
+
+
+def start_console_session(user: OperatorUser) -> None:
+    """Log ``user`` in: a server-side session whose handle the signed cookie carries."""
+    sessions.purge_expired_sessions(**_session_timeouts())
+    handle = sessions.start_session(user)
+    login_user(user)
+    session[SESSION_HANDLE_KEY] = handle
+
+
+def end_console_session() -> None:
+    """Log out: the server-side session is deleted, so a saved cookie opens nothing."""
+    sessions.end_session(session.pop(SESSION_HANDLE_KEY, None))
+    logout_user()
 
 
 class SecuredMixin:
@@ -167,8 +211,9 @@ def login():
         return redirect(_safe_next(request.args.get("next")))
     form = LoginForm()
     if form.validate_on_submit():
-        user = authenticate(form.email.data, form.password.data)
-        if user is not None and login_user(user):  # False for a disabled user
+        user = authenticate(form.email.data, form.password.data, request_client_ip())
+        if user is not None and user.is_active:
+            start_console_session(user)
             log.info("operator %s: logged in", user.id)
             return redirect(_safe_next(request.args.get("next")))
         flash(REFUSED, "error")
@@ -178,6 +223,6 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
-    logout_user()
+    end_console_session()
     flash("You are logged out.", "info")
     return redirect(url_for("auth.login"))

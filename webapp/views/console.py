@@ -73,6 +73,7 @@ from webapp.views.console_columns import (
 from webapp.views.console_export import csv_response, major, plain, upper
 from webapp.views.console_rules import job_of, mirakl_label, next_run
 from webapp.views.dashboard import DashboardView, JobsView
+from webapp.views.security import csp_nonce
 
 log = logging.getLogger(__name__)
 
@@ -591,6 +592,7 @@ def init_app(app: Flask) -> Admin:
         url="/console",
         index_view=DashboardView(name="Dashboard", url="/console"),
         theme=Bootstrap4Theme(base_template="admin/console_base.html", fluid=True),
+        csp_nonce_generator=csp_nonce,  # Flask-Admin's inline scripts carry the page's nonce
     )
     session = db  # Flask-Admin 2 takes the Flask-SQLAlchemy object
     admin.add_view(ShopView(AccountMapping, session, name="Shops", endpoint="shops"))

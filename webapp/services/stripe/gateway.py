@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -33,6 +34,15 @@ log = logging.getLogger(__name__)
 PLUGIN_NAME = "MiraklConnector"
 WEBHOOK_TOLERANCE = 300  # seconds, as Stripe's libraries
 LIST_PAGE = 100  # objects per list call
+
+
+def _signed_at(signature: str) -> int | None:
+    """The ``t=`` timestamp of a ``Stripe-Signature`` header, or None if it has none."""
+    for part in signature.split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "t":
+            return int(value) if value.isdigit() and len(value) < 12 else None
+    return None
 
 
 @contextmanager
@@ -390,6 +400,11 @@ class StripeGateway:
         # stripe-python's compare_digest raises TypeError on non-ASCII signatures.
         if not signature or not secret or not signature.isascii():
             raise WebhookSignatureInvalid("Invalid signature.")
+        # stripe-python refuses only timestamps too old; one from the future is as suspect
+        # (a clock far off, or a signature made to be replayed later): same tolerance both ways.
+        signed_at = _signed_at(signature)
+        if signed_at is None or signed_at > time.time() + WEBHOOK_TOLERANCE:
+            raise WebhookSignatureInvalid("Invalid signature.")
         try:
             stripe.WebhookSignature.verify_header(
                 payload.decode("utf-8"), signature, secret, WEBHOOK_TOLERANCE
@@ -406,7 +421,8 @@ class StripeGateway:
 
         try:
             event = json.loads(payload)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            # RecursionError: JSON nested thousands deep (signed, yet not a Stripe event).
             raise WebhookPayloadInvalid("Invalid payload.") from None
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
             raise WebhookPayloadInvalid("Invalid payload.")

@@ -1,0 +1,24 @@
+"""Serve an app over real HTTP on 127.0.0.1 (werkzeug, threaded) for tests that need sockets."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from flask import Flask
+from werkzeug.serving import make_server
+
+
+@contextmanager
+def serve(app: Flask) -> Iterator[str]:
+    """Yield the base URL of ``app`` served in a thread; stop it afterwards."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+        server.server_close()

@@ -1,0 +1,1 @@
+"""Console sign-in security: server-side sessions and the failed-login throttle."""
