@@ -91,6 +91,10 @@ class StripeControl:
         """Mark a payout paid; returns the ``payout.paid`` event."""
         return self._call("POST", f"payouts/{po_id}/paid")
 
+    def advance_clock(self, seconds: float) -> dict[str, Any]:
+        """Move the sandbox clock forward (idempotency keys expire after 24 hours of it)."""
+        return self._call("POST", "clock", json={"advance": seconds})
+
     # --------------------------------------------------------------- inspection
 
     def requests(

@@ -131,6 +131,25 @@ async def pay_payout(request: web.Request) -> web.Response:
     return json_response(get_payout(request.match_info["id"], "*")._mark_paid())
 
 
+async def advance_clock(request: web.Request) -> web.Response:
+    """``POST /_sandbox/clock`` ``{advance: seconds}``: move the sandbox clock forward (it
+    ages idempotency keys); ``GET`` reads it. ``reset`` puts it back to real time."""
+    data = await _body(request)
+    try:
+        seconds = float(data.get("advance", 0))
+    except (TypeError, ValueError):
+        raise StripeError(400, "advance (seconds) must be a number", param="advance") from None
+    if seconds < 0:
+        raise StripeError(400, "The sandbox clock only moves forward.", param="advance")
+    STATE.clock_offset += seconds
+    return await get_clock(request)
+
+
+async def get_clock(request: web.Request) -> web.Response:
+    """``GET /_sandbox/clock``: ``{now, offset}`` in seconds."""
+    return json_response({"now": STATE.now(), "offset": STATE.clock_offset})
+
+
 async def list_requests(request: web.Request) -> web.Response:
     """``GET /_sandbox/requests[?path_prefix=&method=]``."""
     query = request.query
@@ -219,6 +238,8 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/_sandbox/balance/{account}", get_balance),
     ("POST", "/_sandbox/payouts/{id}/fail", fail_payout),
     ("POST", "/_sandbox/payouts/{id}/paid", pay_payout),
+    ("POST", "/_sandbox/clock", advance_clock),
+    ("GET", "/_sandbox/clock", get_clock),
     ("GET", "/_sandbox/requests", list_requests),
     ("DELETE", "/_sandbox/requests", clear_requests),
     ("GET", "/_sandbox/objects/{kind}", list_objects),
