@@ -64,6 +64,13 @@ class StripeControl:
         """Shortcut: the account finished onboarding (charges and payouts enabled)."""
         return self.set_account(acct, complete_onboarding=True)
 
+    def ready_account(self, acct: str) -> dict[str, Any]:
+        """Shortcut: the account finished onboarding with its ``transfers`` capability active
+        (what onboarding does to an account created with that capability requested)."""
+        return self.set_account(
+            acct, complete_onboarding=True, capabilities={"transfers": "active"}
+        )
+
     def set_balance(self, acct: str, currency: str, available: int) -> dict[str, Any]:
         """Set the available balance of ``acct`` (``"platform"`` or an ``acct_...``)."""
         return self._call(
