@@ -7,7 +7,7 @@ import pytest
 from sandbox.stripe.control import StripeControl
 from tests.contract.stripe_params import ENDPOINTS, check_request, check_requests
 from webapp.errors import StripeRefused
-from webapp.services.stripe_gateway import StripeGateway
+from webapp.services.stripe.gateway import StripeGateway
 
 TRANSFER = {
     "amount": "8472",
