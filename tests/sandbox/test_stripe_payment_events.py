@@ -55,12 +55,14 @@ def received(control: StripeControl) -> Iterator[list[tuple[bytes, str]]]:
     receiver.server_close()
 
 
-def events(received: list[tuple[bytes, str]], count: int) -> list[stripe.Event]:
-    """The first ``count`` deliveries, each verified with the endpoint's secret."""
+def events(
+    received: list[tuple[bytes, str]], count: int, secret: str = SECRET
+) -> list[stripe.Event]:
+    """The deliveries once there are ``count``, each verified with the endpoint's secret."""
     deadline = time.monotonic() + 5
     while len(received) < count and time.monotonic() < deadline:
         time.sleep(0.02)
-    verified = [stripe.Webhook.construct_event(body, sig, SECRET) for body, sig in received]
+    verified = [stripe.Webhook.construct_event(body, sig, secret) for body, sig in received]
     return sorted(verified, key=lambda e: e.type)
 
 
@@ -129,3 +131,44 @@ def test_signature_is_stripes_scheme(
     assert v1.startswith("v1=") and len(v1) == 3 + 64
     with pytest.raises(stripe.SignatureVerificationError):
         stripe.Webhook.construct_event(body, signature, "whsec_other")
+
+
+def test_events_reach_endpoints_created_through_the_api(
+    control: StripeControl, server: ServerHandle
+) -> None:
+    bodies: list[tuple[bytes, str]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server API
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            bodies.append((body, self.headers["Stripe-Signature"]))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    receiver = HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    client = stripe.StripeClient(
+        "sk_test_events",
+        base_addresses={"api": server.url, "connect": server.url, "files": server.url},
+        max_network_retries=0,
+    )
+    try:
+        endpoint = client.v1.webhook_endpoints.create(
+            params={
+                "url": f"http://127.0.0.1:{receiver.server_port}/operator",
+                "enabled_events": ["charge.succeeded"],
+            }
+        )
+        charge = control.create_charge(amount=700, with_payment_intent=True)
+        delivered = events(bodies, 1, endpoint.secret)
+        time.sleep(0.2)  # payment_intent.succeeded is not among enabled_events: never sent
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
+    assert len(bodies) == 1
+    verified = stripe.Webhook.construct_event(bodies[0][0], bodies[0][1], endpoint.secret)
+    assert (verified.type, verified.data.object.id) == ("charge.succeeded", charge["id"])
+    assert [e.type for e in delivered] == ["charge.succeeded"]
