@@ -29,6 +29,7 @@ from sqlalchemy import text
 from sandbox.mirakl.control import MiraklControl
 from sandbox.servers import start_mirakl, start_stripe
 from sandbox.stripe.control import StripeControl
+from tests.contract.stripe_params import check_requests
 from webapp import create_app
 from webapp.db_cli import init_migrations
 from webapp.extensions import db
@@ -131,6 +132,23 @@ def stripe(stripe_server: str) -> StripeControl:
     control.clear_faults()
     control.clear_requests()
     return control
+
+
+@pytest.fixture(autouse=True)
+def stripe_contract(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every Stripe request a test made the connector send must match stripe-python's
+    parameter classes (``tests/contract/stripe_params.py``); checked at teardown."""
+    if "stripe" not in request.fixturenames:
+        yield
+        return
+    control: StripeControl = request.getfixturevalue("stripe")
+    yield
+    violations = check_requests(control.requests())
+    if violations:
+        pytest.fail(
+            f"{len(violations)} request(s) Stripe would refuse:\n" + "\n".join(violations[:20]),
+            pytrace=False,
+        )
 
 
 @pytest.fixture

@@ -1,6 +1,10 @@
 """Charge / PaymentIntent capture and cancel with Stripe's error codes, and quick creation of
 customer payments for the control API (no card flow needed).
 
+A payment created through the control API emits the events Stripe sends for it
+(``charge.succeeded``, ``payment_intent.succeeded``, ``payment_intent.amount_capturable_updated``
+…, see :data:`CHARGE_EVENTS` and :data:`INTENT_EVENTS`) to the registered webhook endpoints.
+
 Everything else about charges, payment intents and refunds is localstripe's (patched in
 :mod:`sandbox.stripe.localstripe_ext`).
 """
@@ -12,6 +16,7 @@ from typing import Any
 from aiohttp import web
 from localstripe.resources import Charge, PaymentIntent, PaymentMethod, store
 
+from . import delivery
 from .localstripe_ext import cancel_payment_intent, capture_charge, get_object
 from .util import (
     StripeError,
@@ -43,6 +48,20 @@ INTENT_STATUSES = (
     "canceled",
     "succeeded",
 )
+
+CHARGE_EVENTS = {
+    "succeeded": "charge.succeeded",
+    "failed": "charge.failed",
+    "pending": "charge.pending",
+}
+INTENT_EVENTS = {
+    "succeeded": "payment_intent.succeeded",
+    "requires_capture": "payment_intent.amount_capturable_updated",
+    "processing": "payment_intent.processing",
+    "canceled": "payment_intent.canceled",
+    "requires_action": "payment_intent.requires_action",
+    "requires_payment_method": "payment_intent.payment_failed",
+}
 
 
 def _unexpected_state(intent: PaymentIntent, action: str, allowed: tuple[str, ...]) -> StripeError:
@@ -265,7 +284,18 @@ def sandbox_create_charge(data: dict[str, Any]) -> dict[str, Any]:
         )
         intent.latest_charge = charge
         charge.payment_intent = intent.id
+    _emit_payment_events(charge, intent if with_intent else None)
     return charge._export()
+
+
+def _emit_payment_events(charge: Charge | None, intent: PaymentIntent | None) -> None:
+    """The events Stripe sends for a new payment: the charge's first, then the intent's."""
+    if charge is not None:
+        delivery.emit(CHARGE_EVENTS[charge.status], charge._export())
+    if intent is not None and intent.status in INTENT_EVENTS:
+        if intent.status == "requires_payment_method" and charge is None:
+            return  # a fresh intent never paid: no event
+        delivery.emit(INTENT_EVENTS[intent.status], intent._export())
 
 
 def sandbox_create_payment_intent(data: dict[str, Any]) -> dict[str, Any]:
@@ -299,6 +329,7 @@ def sandbox_create_payment_intent(data: dict[str, Any]) -> dict[str, Any]:
         charge = _new_charge(amount, currency, charge_status, status == "succeeded", {})
         charge.payment_intent = intent.id
         intent.latest_charge = charge
+    _emit_payment_events(getattr(intent, "latest_charge", None), intent)
     return intent._export()
 
 

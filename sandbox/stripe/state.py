@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ class IdempotencyRecord:
     body: bytes
     content_type: str
     request_id: str
+    created_at: float = 0.0  # sandbox clock (:meth:`SandboxState.now`), epoch seconds
 
 
 @dataclass
@@ -47,6 +49,8 @@ class SandboxState:
     events: list[dict[str, Any]] = field(default_factory=list)
     # (scope, idempotency key) -> saved result
     idempotency: dict[tuple[str, str], IdempotencyRecord] = field(default_factory=dict)
+    # seconds the sandbox clock is ahead of the real one (``POST /_sandbox/clock``)
+    clock_offset: float = 0.0
 
     def reset(self) -> None:
         """Forget everything."""
@@ -54,6 +58,11 @@ class SandboxState:
         self.account_links.clear()
         self.events.clear()
         self.idempotency.clear()
+        self.clock_offset = 0.0
+
+    def now(self) -> float:
+        """The sandbox clock (epoch seconds): real time moved by ``clock_offset``."""
+        return time.time() + self.clock_offset
 
     # ------------------------------------------------------------------ balances
 
@@ -120,6 +129,7 @@ def configure_persistence(path: str | os.PathLike[str] | None) -> None:
         for name in ("balances", "account_links", "idempotency"):
             getattr(STATE, name).update(saved["sandbox"].get(name, {}))
         STATE.events.extend(saved["sandbox"].get("events_list", []))
+        STATE.clock_offset = saved["sandbox"].get("clock_offset", 0.0)
 
 
 def save() -> None:
@@ -133,6 +143,7 @@ def save() -> None:
             "account_links": STATE.account_links,
             "events_list": STATE.events,
             "idempotency": STATE.idempotency,
+            "clock_offset": STATE.clock_offset,
         },
     }
     _state_file.parent.mkdir(parents=True, exist_ok=True)

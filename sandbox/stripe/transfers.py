@@ -1,9 +1,12 @@
 """Transfers and transfer reversals (``/v1/transfers*``) with their balance effects.
 
 A transfer created without ``Stripe-Account`` goes from the platform to a connected account
-(the platform balance is debited without any check). A transfer created with
-``Stripe-Account: acct_X`` goes from ``acct_X`` to the platform: ``acct_X`` must have the
-funds. Each transfer belongs to the scope (platform or ``acct_X``) it was created in.
+that has the ``transfers`` capability active (``insufficient_capabilities_for_transfer``
+otherwise). It is paid from the platform's available balance (``balance_insufficient`` when
+short) unless it names a ``source_transaction``: a captured, succeeded charge in the same
+currency with enough left to transfer. A transfer created with ``Stripe-Account: acct_X``
+goes from ``acct_X`` to the platform: ``acct_X`` must have the funds. Each transfer belongs
+to the scope (platform or ``acct_X``) it was created in.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 from aiohttp import web
 from localstripe.resources import StripeObject, store
 
-from .accounts import account_exists
+from .accounts import account_exists, get_account
 from .localstripe_ext import stored
 from .state import STATE
 from .util import (
@@ -34,6 +37,29 @@ from .util import (
 )
 
 EMBEDDED_LIST_SIZE = 10
+TRANSFER_CAPABILITIES = ("transfers", "crypto_transfers", "legacy_payments")
+
+
+def platform_balance_insufficient() -> StripeError:
+    """Stripe's (test mode) error when the platform's available balance is short."""
+    return StripeError(
+        400,
+        "You have insufficient available funds in your Stripe account. Try adding funds "
+        "directly to your available balance by creating Charges using the 4000000000000077 "
+        "test card. For more details, see https://stripe.com/docs/testing#available-balance",
+        code="balance_insufficient",
+    )
+
+
+def insufficient_capabilities() -> StripeError:
+    """Stripe's error for a destination without an active ``transfers`` capability."""
+    return StripeError(
+        400,
+        "Your destination account needs to have at least one of the following capabilities "
+        "enabled: " + ", ".join(TRANSFER_CAPABILITIES),
+        code="insufficient_capabilities_for_transfer",
+        param="destination",
+    )
 
 
 def balance_insufficient() -> StripeError:
@@ -143,6 +169,13 @@ def _check_source_transaction(source: Any, amount: int, currency: str) -> str:
             code="parameter_invalid",
             param="source_transaction",
         )
+    if not charge.captured:
+        raise StripeError(
+            400,
+            f"The source_transaction {source} has not been captured; only captured charges "
+            "can be used as a source_transaction.",
+            param="source_transaction",
+        )
     if charge.currency.lower() != currency:
         raise StripeError(
             400,
@@ -212,8 +245,13 @@ async def create_transfer(request: web.Request) -> web.Response:
                 code="resource_missing",
                 param="destination",
             )
+        capabilities = get_account(destination, "destination").capabilities
+        if not any(capabilities.get(name) == "active" for name in TRANSFER_CAPABILITIES):
+            raise insufficient_capabilities()
         if source is not None:
             _check_source_transaction(source, amount, currency)
+        elif STATE.available(PLATFORM_ACCOUNT_ID, currency) < amount:
+            raise platform_balance_insufficient()
     transfer = Transfer(
         scope,
         amount,

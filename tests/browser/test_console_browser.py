@@ -20,6 +20,7 @@ from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from sandbox.mirakl.demo import make_product_order
+from tests.seeding import sandbox
 from webapp.extensions import db
 from webapp.jobs.scheduler import RUN_ID_PREFIX
 from webapp.jobs.worker import make_worker
@@ -146,6 +147,7 @@ def test_operator_retries_failed_transfers_and_runs_a_job(
     account = get_stripe().create_account(
         {"type": "express", "country": "FR"}, idempotency_key="browser-test-account"
     )["id"]
+    sandbox().ready_account(account)
     mapping = AccountMapping(
         mirakl_shop_id=1, mirakl_shop_name="Shop 1", stripe_account_id=account,
         payout_enabled=True, payin_enabled=True, details_submitted=True,

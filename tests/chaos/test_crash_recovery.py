@@ -135,8 +135,11 @@ def add_seller(stripe: StripeControl, shop_id: int = 1) -> AccountMapping:
     acct = get_stripe().create_account(
         {"type": "express", "country": "FR"}, idempotency_key=f"chaos-account-{shop_id}"
     )["id"]
-    stripe.set_account(acct, charges_enabled=True, payouts_enabled=True)
+    stripe.set_account(
+        acct, charges_enabled=True, payouts_enabled=True, capabilities={"transfers": "active"}
+    )
     stripe.set_balance(acct, "eur", 100000)
+    stripe.set_balance("platform", "eur", 10_000_000)  # credits are paid from it
     mapping = AccountMapping(
         mirakl_shop_id=shop_id, stripe_account_id=acct, payout_enabled=True, payin_enabled=True
     )

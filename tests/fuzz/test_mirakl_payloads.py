@@ -36,6 +36,7 @@ from sandbox.mirakl.demo import (
 )
 from tests.conftest import _empty_tables as empty_tables
 from tests.fuzz import examples, json_values, maybe_mutated, mutated
+from tests.seeding import sandbox
 from webapp.errors import MiraklDataError
 from webapp.extensions import db
 from webapp.models import (
@@ -258,6 +259,7 @@ def connect_shop(shop_id: int) -> str:
     account = get_stripe().create_account(
         {"type": "express", "country": "FR"}, idempotency_key=f"fuzz-{uuid.uuid4().hex}"
     )["id"]
+    sandbox().ready_account(account)
     db.session.add(AccountMapping(mirakl_shop_id=shop_id, stripe_account_id=account))
     db.session.commit()
     return account

@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 
 from sandbox.stripe.events import make_event, sign_payload
 from tests.fuzz import examples, json_values, mutated
+from tests.seeding import sandbox
 from webapp.extensions import db
 from webapp.models import (
     AccountMapping,
@@ -135,6 +136,7 @@ def world(app: Flask) -> Iterator[dict[str, Any]]:
     account = get_stripe().create_account(
         {"type": "express", "country": "FR"}, idempotency_key="fuzz-webhook-account"
     )["id"]
+    sandbox().ready_account(account)
     mapping = AccountMapping(mirakl_shop_id=1, stripe_account_id=account)
     db.session.add(mapping)
     db.session.flush()

@@ -28,6 +28,7 @@ def split_app(make_app, stripe) -> Iterator[Flask]:
     app = make_app(ENABLE_PRODUCT_PAYMENT_SPLIT="true")  # after the sandbox reset (stripe)
     with app.app_context():
         account = get_stripe().create_account({"type": "express"}, idempotency_key="bulk-acct")
+        stripe.ready_account(account["id"])  # onboarded: transfers active
         db.session.add(AccountMapping(mirakl_shop_id=1, stripe_account_id=account["id"]))
         db.session.commit()
         yield app

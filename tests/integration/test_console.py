@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from sandbox.mirakl.demo import make_product_order
+from tests.seeding import sandbox
 from webapp.clock import utcnow
 from webapp.extensions import db
 from webapp.jobs.scheduler import RUN_ID_PREFIX
@@ -268,6 +269,7 @@ def test_retry_of_a_failed_transfer_re_evaluates_and_queues_it(operator, mirakl,
     account = get_stripe().create_account(
         {"type": "express", "country": "FR"}, idempotency_key="console-test-account"
     )["id"]
+    sandbox().ready_account(account)
     mapping = AccountMapping(mirakl_shop_id=1, stripe_account_id=account)
     db.session.add(mapping)
     db.session.commit()

@@ -31,8 +31,14 @@ def add_seller(stripe, shop_id: int = 1, *, payouts_enabled: bool = True, mapped
     acct = get_stripe().create_account(
         {"type": "express", "country": "FR"}, idempotency_key=f"test-account-{shop_id}"
     )["id"]
-    stripe.set_account(acct, charges_enabled=True, payouts_enabled=payouts_enabled)
+    stripe.set_account(
+        acct,
+        charges_enabled=True,
+        payouts_enabled=payouts_enabled,
+        capabilities={"transfers": "active"},
+    )
     stripe.set_balance(acct, "eur", 100000)
+    stripe.set_balance("platform", "eur", 100000)  # for the invoice's credit transfers
     if mapped:
         map_shop(shop_id, acct, payouts_enabled=payouts_enabled)
     return acct

@@ -19,6 +19,7 @@ from sandbox.mirakl.demo import (
     make_service_refund,
 )
 from sandbox.stripe.control import StripeControl
+from tests.seeding import sandbox
 from webapp.extensions import db
 from webapp.models import (
     AccountMapping,
@@ -58,6 +59,7 @@ def seller(shop_id: int = 1) -> AccountMapping:
     account = get_stripe().create_account(
         {"type": "custom", "country": "FR"}, idempotency_key=f"test-acct-{shop_id}"
     )
+    sandbox().ready_account(account["id"])
     mapping = AccountMapping(mirakl_shop_id=shop_id, stripe_account_id=account["id"])
     db.session.add(mapping)
     db.session.commit()

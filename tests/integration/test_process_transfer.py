@@ -19,6 +19,7 @@ from sandbox.mirakl.demo import (
     make_service_debit,
     make_service_order,
 )
+from tests.seeding import create_ready_account, fund_platform
 from webapp.clock import utcnow
 from webapp.extensions import db
 from webapp.models import (
@@ -48,10 +49,8 @@ def split_app(make_app) -> Iterator[Flask]:
 def connect_shop(shop_id: int, *, ignored: bool = False, account_id: str | None = None) -> str:
     """A connected account in the Stripe sandbox and its mapping row."""
     if account_id is None:
-        account = get_stripe().create_account(
-            {"type": "express", "country": "FR"}, idempotency_key=f"test-account-{shop_id}"
-        )
-        account_id = account["id"]
+        account_id = create_ready_account(f"test-account-{shop_id}")
+    fund_platform()  # orders without a known payment are paid from the platform balance
     db.session.add(
         AccountMapping(mirakl_shop_id=shop_id, stripe_account_id=account_id, ignored=ignored)
     )
@@ -118,9 +117,7 @@ def test_worked_amount_table_end_to_end(make_app, mirakl, stripe, tax_split):
         seller = connect_shop(1)
         tax_account = None
         if tax_split:
-            tax_account = get_stripe().create_account(
-                {"type": "express", "country": "FR"}, idempotency_key="test-tax-account"
-            )["id"]
+            tax_account = create_ready_account("test-tax-account")
             # The operator's manual mapping of the tax account (docs/split.md).
             app.config["STRIPE_TAX_ACCOUNT"] = tax_account
             connect_shop(0, account_id=tax_account)
@@ -477,7 +474,7 @@ def test_stripe_refusal_fails_notifies_then_pays_once_fixed(split_app, mirakl, s
     assert stripe.objects("transfers") == []
 
     # The operator fixes the mapping: the next run pays, once.
-    account = get_stripe().create_account({"type": "express"}, idempotency_key="test-fixed")["id"]
+    account = create_ready_account("test-fixed")
     db.session.execute(
         update(AccountMapping)
         .where(AccountMapping.mirakl_shop_id == 1)

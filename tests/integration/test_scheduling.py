@@ -117,6 +117,8 @@ def test_the_worker_processes_queued_money_jobs(app, stripe):
     from webapp.services.dispatch.money_jobs import dispatch
 
     account = get_stripe().create_account({"type": "express"}, idempotency_key="acct:w:1")
+    stripe.ready_account(account["id"])
+    stripe.set_balance("platform", "eur", 5678)  # an invoice credit: paid from the platform
     mapping = AccountMapping(mirakl_shop_id=1, stripe_account_id=account["id"])
     db.session.add(mapping)
     row = StripeTransfer(

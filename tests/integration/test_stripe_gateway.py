@@ -29,10 +29,13 @@ def gateway(stripe, stripe_server) -> StripeGateway:
 
 
 @pytest.fixture
-def seller(gateway) -> str:
+def seller(gateway, stripe) -> str:
+    """An onboarded account (transfers active)."""
     account = gateway.create_account(
         {"type": "express", "metadata": {"miraklShopId": 1}}, idempotency_key="test:account:1:0"
     )
+    stripe.ready_account(account["id"])
+    stripe.set_balance("platform", "eur", 1_000_000)  # transfers without source_transaction
     return account["id"]
 
 

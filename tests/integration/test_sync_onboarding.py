@@ -50,6 +50,7 @@ def test_new_shops_get_one_account_and_a_link_each(app, runner, mirakl, stripe):
     assert set(by_shop) == {"1", "2", "3"}
     account = by_shop["1"]
     assert account["type"] == "express"
+    assert account["capabilities"] == {"transfers": "inactive"}  # active once onboarded
     assert account["settings"]["payouts"]["debit_negative_balances"] is False
     assert account["settings"]["payouts"]["schedule"]["interval"] == "manual"
     assert account["metadata"]["pluginName"] == "MiraklConnector"

@@ -58,14 +58,27 @@ def raw_post(
 
 def new_account(client: stripe.StripeClient, **params: Any) -> stripe.Account:
     return client.v1.accounts.create(
-        params={"type": "express", "country": "FR", "email": "shop@example.com", **params}
+        params={
+            "type": "express",
+            "country": "FR",
+            "email": "shop@example.com",
+            "capabilities": {"transfers": {"requested": True}},
+            **params,
+        }
     )
 
 
 def enabled_account(client: stripe.StripeClient, control: StripeControl) -> str:
+    """An onboarded account (its ``transfers`` capability active)."""
     account = new_account(client)
     control.complete_onboarding(account.id)
     return account.id
+
+
+def funded_seller(client: stripe.StripeClient, control: StripeControl) -> str:
+    """An onboarded account, and a platform balance (1,000.00 EUR) to transfer to it from."""
+    control.set_balance("platform", "eur", 100_000)
+    return enabled_account(client, control)
 
 
 def available(client: stripe.StripeClient, account: str | None, currency: str = "eur") -> int:
@@ -335,7 +348,7 @@ def test_transfer_source_transaction_must_exist_and_succeed(
 def test_transfer_listing_by_group_and_destination(
     client: stripe.StripeClient, control: StripeControl
 ) -> None:
-    seller_a = enabled_account(client, control)
+    seller_a = funded_seller(client, control)
     seller_b = enabled_account(client, control)
 
     def transfer(dest: str, group: str, amount: int) -> str:
@@ -401,7 +414,7 @@ def test_unknown_stripe_account_header_is_refused(client: stripe.StripeClient) -
 def test_transfer_reversals_bounded_by_remaining(
     client: stripe.StripeClient, control: StripeControl
 ) -> None:
-    seller = enabled_account(client, control)
+    seller = funded_seller(client, control)
     transfer = client.v1.transfers.create(
         params={"amount": 1000, "currency": "eur", "destination": seller}
     )
@@ -637,7 +650,7 @@ def test_platform_balance_follows_charges_and_transfers(
 def test_idempotent_replay(
     client: stripe.StripeClient, control: StripeControl, server: ServerHandle
 ) -> None:
-    seller = enabled_account(client, control)
+    seller = funded_seller(client, control)
     params = {
         "amount": 250,
         "currency": "eur",
@@ -677,7 +690,7 @@ def test_idempotent_replay(
 def test_idempotency_keys_are_scoped_by_account(
     client: stripe.StripeClient, control: StripeControl
 ) -> None:
-    seller = enabled_account(client, control)
+    seller = funded_seller(client, control)
     control.set_balance(seller, "eur", 1000)
     to_seller = {"amount": 100, "currency": "eur", "destination": seller}
     to_platform = {"amount": 100, "currency": "eur", "destination": PLATFORM}
@@ -713,7 +726,7 @@ def test_idempotency_saves_business_errors(
 def test_idempotency_concurrent_request_gets_409(
     client: stripe.StripeClient, control: StripeControl, server: ServerHandle
 ) -> None:
-    seller = enabled_account(client, control)
+    seller = funded_seller(client, control)
     control.set_faults(latency_ms=800, paths=["/v1/transfers"])
     form = {"amount": "100", "currency": "eur", "destination": seller}
     results: list[requests.Response] = []
@@ -750,7 +763,7 @@ def test_idempotency_applies_to_localstripe_routes(
 def test_fault_after_execution_then_retry_returns_same_object(
     client: stripe.StripeClient, control: StripeControl
 ) -> None:
-    seller = enabled_account(client, control)
+    seller = funded_seller(client, control)
     params = {"amount": 300, "currency": "eur", "destination": seller, "transfer_group": "O-7"}
     options = {"idempotency_key": "transfer-O-7"}
     control.set_faults(after_rate=1, paths=["/v1/transfers"])
@@ -775,7 +788,7 @@ def test_fault_after_execution_then_retry_returns_same_object(
 def test_fault_after_execution_with_dropped_connection(
     client: stripe.StripeClient, control: StripeControl
 ) -> None:
-    seller = enabled_account(client, control)
+    seller = funded_seller(client, control)
     params = {"amount": 300, "currency": "eur", "destination": seller}
     options = {"idempotency_key": "drop-after"}
     control.set_faults(after_rate=1, after_action="drop", max_faults=1)
@@ -789,7 +802,7 @@ def test_fault_after_execution_with_dropped_connection(
 def test_faults_before_execution_do_not_execute(
     client: stripe.StripeClient, control: StripeControl
 ) -> None:
-    seller = enabled_account(client, control)
+    seller = funded_seller(client, control)
     params = {"amount": 100, "currency": "eur", "destination": seller}
 
     control.set_faults(error_rate=1, paths=["/v1/transfers"])

@@ -34,6 +34,7 @@ def shop(**overrides) -> Shop:
 
 BASE_PARAMS = {
     "type": "express",
+    "capabilities": {"transfers": {"requested": True}},
     "settings": {"payouts": {"debit_negative_balances": False, "schedule": {"interval": "manual"}}},
     "metadata": {"miraklShopId": "12"},
 }

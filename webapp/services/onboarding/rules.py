@@ -51,9 +51,15 @@ class MappingRejected(ConnectorError):
 
 
 def account_params(shop: Shop, *, prefill: bool) -> dict[str, Any]:
-    """``POST /v1/accounts`` parameters for a shop: Express, manual payouts, no debits."""
+    """``POST /v1/accounts`` parameters for a shop: Express, manual payouts, no debits.
+
+    The ``transfers`` capability is requested: Stripe refuses a transfer to an account whose
+    ``transfers`` capability is not active (``insufficient_capabilities_for_transfer``), and
+    onboarding only activates the capabilities that were requested.
+    """
     params: dict[str, Any] = {
         "type": "express",
+        "capabilities": {"transfers": {"requested": True}},
         "settings": {
             "payouts": {"debit_negative_balances": False, "schedule": {"interval": "manual"}}
         },
