@@ -20,7 +20,7 @@ from localstripe import server as ls_server
 from localstripe.errors import UserError
 from localstripe.resources import BalanceTransaction
 
-from . import accounts, control_api, pages, payments, payouts, state, transfers
+from . import accounts, control_api, dashboard, pages, payments, payouts, state, transfers
 from .accounts import account_exists
 from .faults import faults_middleware, latency_middleware
 from .idempotency import idempotency_middleware
@@ -37,6 +37,7 @@ OUR_ROUTES: list[tuple[str, str, Any]] = [
     *payouts.ROUTES,
     *payments.ROUTES,
     *control_api.ROUTES,
+    *dashboard.ROUTES,
     *pages.ROUTES,
 ]
 REPLACED_PREFIXES = ("/v1/payouts",)
