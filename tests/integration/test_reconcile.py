@@ -355,3 +355,56 @@ def test_deleted_reversal_row_shows_the_stripe_reversal_as_unknown(app, stripe, 
     reconcile(app)
 
     assert sorted(open_findings()) == [("state_differs", "transfer"), ("unknown_to_us", "reversal")]
+
+
+# ---------------------------------------------------------------- console and digest
+
+
+def test_console_lists_findings_with_links_and_what_to_do(app, stripe, world):
+    from webapp.views.auth import create_user
+
+    row = order_transfer()
+    stripe.edit_object("transfers", row.transfer_id, amount=row.amount - 1)
+    reconcile(app)
+    create_user("ops@example.com", "correct horse battery")
+    client = app.test_client()
+    page = client.get("/console/login").get_data(as_text=True)
+    token = page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
+    client.post(
+        "/console/login",
+        data={"email": "ops@example.com", "password": "correct horse battery", "csrf_token": token},
+    )
+
+    listing = client.get("/console/reconciliation/")
+
+    html = listing.get_data(as_text=True)
+    assert listing.status_code == 200
+    assert "amount_differs" in html and "W-0001-A" in html
+    assert f"/console/transfers/details/?id={row.id}" in html
+    assert "Compare the two amounts" in html
+    detail = client.get(f"/console/reconciliation/details/?id={the_finding().id}")
+    assert detail.status_code == 200 and row.transfer_id in detail.get_data(as_text=True)
+    # Read-only: no create, edit or delete.
+    assert client.get("/console/reconciliation/new/").status_code in (302, 403, 404)
+
+
+def test_digest_has_a_reconciliation_section(make_app, stripe, mirakl, smtp):
+    application = make_app(**FLAGS, MAILER_DSN=smtp.dsn, TECHNICAL_ALERT_EMAIL="ops@example.com")
+    with application.app_context():
+        acct = seller(stripe)
+        stripe.payout_by_hand(acct, 1234)
+        stripe.payout_by_hand(acct, 1000)
+        reconcile(application)
+
+        lines = cli(application, "notify-failed-operation")
+
+    assert lines == [
+        "failed operations: 0 transfers, 0 refunds, 0 payouts, 2 reconciliation findings, "
+        "digest e-mailed"
+    ]
+    [message] = smtp.messages
+    text = message.get_body(("plain",)).get_content()
+    assert "Reconciliation (2 open findings)" in text
+    assert "unknown_to_us: 2" in text
+    assert "EUR: ours 0.00 EUR, Stripe 22.34 EUR" in text
+    assert "/console/reconciliation/" in text
