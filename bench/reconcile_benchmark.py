@@ -3,10 +3,11 @@
 For each size N (default 1,000 and 20,000 rows) it starts from empty sandboxes and an empty
 database, seeds N money rows that agree with Stripe (60 % order transfers, a reversal on one
 transfer in ten, 20 % refunds, 20 % payouts over 20 shops; the Stripe objects are made
-through the connector's own gateway), then reconciles the window in-process: once
-timed after a warm-up run, once under ``tracemalloc`` for the peak of Python memory the run allocated. It prints
-Stripe and Mirakl calls and seconds per 10,000 reconciled rows, and checks that a clean
-window gives no finding and that peak memory stays flat (20,000 rows within 1.5x of 1,000).
+through the connector's own gateway), then reconciles the window in-process three times: a
+warm-up run, a timed run, and a run under ``tracemalloc`` for the peak of Python memory it
+allocated. It prints Stripe and Mirakl calls and seconds per 10,000 reconciled rows, and
+checks that a clean window gives no finding and that peak memory stays flat (20,000 rows
+within 1.5x of 1,000).
 
     python bench/reconcile_benchmark.py                  # 1,000 and 20,000 rows
     python bench/reconcile_benchmark.py --sizes 1000 --latency-ms 20
