@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from webapp.models import StripePayout, StripeRefund, StripeTransfer, TransferType
+from webapp.models import TransferType
 from webapp.services.reconcile.rules import OurRow, StripeFact
 
 PLUGIN_NAME = "MiraklConnector"  # the gateway's pluginName metadata
@@ -24,13 +24,12 @@ def to_timestamp(moment: datetime) -> int:
     return int(moment.replace(tzinfo=UTC).timestamp())
 
 
-def _account(row: StripeTransfer | StripePayout) -> str | None:
-    mapping = row.account_mapping
-    return mapping.stripe_account_id if mapping is not None else None
+def transfer_row(row: Any) -> OurRow:
+    """An order/invoice transfer row (``transfer``) or a refund reversal row (``reversal``).
 
-
-def transfer_row(row: StripeTransfer) -> OurRow:
-    """An order/invoice transfer row (``transfer``) or a refund reversal row (``reversal``)."""
+    ``row`` has ``StripeTransfer``'s columns and the account's ``stripe_account_id``
+    (``sync.TRANSFER_COLUMNS``): plain rows, not ORM objects, keep a long run's memory flat.
+    """
     is_reversal = row.type == TransferType.REFUND.value
     return OurRow(
         operation="reversal" if is_reversal else "transfer",
@@ -41,12 +40,13 @@ def transfer_row(row: StripeTransfer) -> OurRow:
         amount=row.amount,
         currency=row.currency,
         created_at=row.creation_datetime,
-        stripe_account_id=_account(row) if row.type in ON_SELLER_ACCOUNT else None,
+        stripe_account_id=row.stripe_account_id if row.type in ON_SELLER_ACCOUNT else None,
         modified_at=row.modification_datetime,
     )
 
 
-def refund_row(row: StripeRefund) -> OurRow:
+def refund_row(row: Any) -> OurRow:
+    """A refund row (``StripeRefund``'s columns)."""
     return OurRow(
         operation="refund",
         id=row.id,
@@ -60,7 +60,8 @@ def refund_row(row: StripeRefund) -> OurRow:
     )
 
 
-def payout_row(row: StripePayout) -> OurRow:
+def payout_row(row: Any) -> OurRow:
+    """A payout row (``StripePayout``'s columns and the account's ``stripe_account_id``)."""
     return OurRow(
         operation="payout",
         id=row.id,
@@ -70,7 +71,7 @@ def payout_row(row: StripePayout) -> OurRow:
         amount=row.amount,
         currency=row.currency,
         created_at=row.creation_datetime,
-        stripe_account_id=_account(row),
+        stripe_account_id=row.stripe_account_id,
         modified_at=row.modification_datetime,
     )
 

@@ -23,8 +23,7 @@ from itertools import islice
 from typing import Any, TypeVar
 
 from flask import current_app
-from sqlalchemy import or_, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import Select, or_, select
 
 from webapp.clock import utcnow
 from webapp.errors import StripeRefused
@@ -158,14 +157,46 @@ def reconcile(*, since: datetime, until: datetime, token: str) -> Outcome:
 # ---------------------------------------------------------------- our rows, by batch
 
 
-def _transfers_where(*conditions: Any) -> list[StripeTransfer]:
-    return list(
-        db.session.execute(
-            select(StripeTransfer)
-            .options(selectinload(StripeTransfer.account_mapping))
-            .where(*conditions)
-        ).scalars()
+# Plain rows, not ORM objects: ORM instances are freed only by the cyclic garbage collector,
+# which let a 20,000-row run hold several thousand dead ones at its peak.
+TRANSFER_COLUMNS = (
+    StripeTransfer.id, StripeTransfer.mirakl_id, StripeTransfer.type, StripeTransfer.status,
+    StripeTransfer.transfer_id, StripeTransfer.transaction_id, StripeTransfer.amount,
+    StripeTransfer.currency, StripeTransfer.creation_datetime,
+    StripeTransfer.modification_datetime, AccountMapping.stripe_account_id,
+)  # fmt: skip
+REFUND_COLUMNS = (
+    StripeRefund.id, StripeRefund.mirakl_refund_id, StripeRefund.status,
+    StripeRefund.stripe_refund_id, StripeRefund.amount, StripeRefund.currency,
+    StripeRefund.creation_datetime, StripeRefund.modification_datetime,
+)  # fmt: skip
+PAYOUT_COLUMNS = (
+    StripePayout.id, StripePayout.mirakl_invoice_id, StripePayout.status, StripePayout.payout_id,
+    StripePayout.amount, StripePayout.currency, StripePayout.creation_datetime,
+    StripePayout.modification_datetime, AccountMapping.stripe_account_id,
+)  # fmt: skip
+
+
+def transfer_rows() -> Select:
+    """Transfer rows with their account's id, as plain rows."""
+    return select(*TRANSFER_COLUMNS).outerjoin(
+        AccountMapping, StripeTransfer.account_mapping_id == AccountMapping.id
     )
+
+
+def refund_rows() -> Select:
+    return select(*REFUND_COLUMNS)
+
+
+def payout_rows() -> Select:
+    """Payout rows with their account's id, as plain rows."""
+    return select(*PAYOUT_COLUMNS).outerjoin(
+        AccountMapping, StripePayout.account_mapping_id == AccountMapping.id
+    )
+
+
+def _transfers_where(*conditions: Any) -> list[Any]:
+    return list(db.session.execute(transfer_rows().where(*conditions)).all())
 
 
 def _by(rows: Iterable[Any], attr: str) -> dict[Any, Any]:
@@ -219,14 +250,14 @@ def _compare_transfer_page(
     return findings
 
 
-def _claimant_transfers(unowned: Sequence[dict[str, Any]]) -> dict[tuple, StripeTransfer]:
+def _claimant_transfers(unowned: Sequence[dict[str, Any]]) -> dict[tuple, Any]:
     """Rows named by the metadata of unowned transfers, keyed (type, Mirakl id) and
     (None, Mirakl id) for objects whose metadata names no type."""
     mirakl_ids = {str((obj.get("metadata") or {}).get("miraklId")) for obj in unowned}
     mirakl_ids.discard("None")
     if not mirakl_ids:
         return {}
-    claimants: dict[tuple, StripeTransfer] = {}
+    claimants: dict[tuple, Any] = {}
     for row in _transfers_where(
         StripeTransfer.mirakl_id.in_(sorted(mirakl_ids)),
         StripeTransfer.type != TransferType.REFUND.value,
@@ -237,7 +268,7 @@ def _claimant_transfers(unowned: Sequence[dict[str, Any]]) -> dict[tuple, Stripe
 
 
 def _compare_reversals(
-    run: Run, page: Sequence[dict[str, Any]], owners: dict[str, StripeTransfer]
+    run: Run, page: Sequence[dict[str, Any]], owners: dict[str, Any]
 ) -> list[Finding | None]:
     """Every reversal of the page's transfers: ours, duplicates and reversals made by hand."""
     reversals: list[tuple[dict[str, Any], dict[str, Any]]] = []
@@ -298,16 +329,14 @@ def _compare_refund_page(run: Run, page: Sequence[dict[str, Any]]) -> list[Findi
     mirakl_ids = sorted(
         {str(m) for obj in page if (m := (obj.get("metadata") or {}).get("miraklRefundId"))}
     )
-    rows = list(
-        db.session.execute(
-            select(StripeRefund).where(
-                or_(
-                    StripeRefund.stripe_refund_id.in_(ids),
-                    StripeRefund.mirakl_refund_id.in_(mirakl_ids),
-                )
+    rows = db.session.execute(
+        refund_rows().where(
+            or_(
+                StripeRefund.stripe_refund_id.in_(ids),
+                StripeRefund.mirakl_refund_id.in_(mirakl_ids),
             )
-        ).scalars()
-    )
+        )
+    ).all()
     by_id, by_mirakl = _by(rows, "stripe_refund_id"), _by(rows, "mirakl_refund_id")
     ours = _our_charges([obj.get("charge") for obj in page if obj["id"] not in by_id])
     findings: list[Finding | None] = []
@@ -398,18 +427,14 @@ def _compare_payouts(run: Run, account: str) -> None:
         ids = [obj["id"] for obj in page]
         tags = [str((obj.get("metadata") or {}).get("invoiceId")) for obj in page]
         invoice_ids = sorted({int(tag) for tag in tags if tag.isdigit()})
-        rows = list(
-            db.session.execute(
-                select(StripePayout)
-                .options(selectinload(StripePayout.account_mapping))
-                .where(
-                    or_(
-                        StripePayout.payout_id.in_(ids),
-                        StripePayout.mirakl_invoice_id.in_(invoice_ids),
-                    )
+        rows = db.session.execute(
+            payout_rows().where(
+                or_(
+                    StripePayout.payout_id.in_(ids),
+                    StripePayout.mirakl_invoice_id.in_(invoice_ids),
                 )
-            ).scalars()
-        )
+            )
+        ).all()
         by_id, by_invoice = _by(rows, "payout_id"), _by(rows, "mirakl_invoice_id")
         findings: list[Finding | None] = []
         for obj in page:
@@ -442,17 +467,16 @@ CREATED_STATUSES = ("TRANSFER_CREATED", "REFUND_CREATED", "PAYOUT_CREATED")
 
 def look_up_unseen_rows(run: Run) -> None:
     """CREATED rows of the window that no Stripe list showed: retrieve each one by id."""
-    kinds: tuple[tuple[type, SeenIds, Callable[[Any], OurRow]], ...] = (
-        (StripeTransfer, run.seen_transfers, facts.transfer_row),
-        (StripeRefund, run.seen_refunds, facts.refund_row),
-        (StripePayout, run.seen_payouts, facts.payout_row),
+    kinds: tuple[tuple[Any, Select, SeenIds, Callable[[Any], OurRow]], ...] = (
+        (StripeTransfer, transfer_rows(), run.seen_transfers, facts.transfer_row),
+        (StripeRefund, refund_rows(), run.seen_refunds, facts.refund_row),
+        (StripePayout, payout_rows(), run.seen_payouts, facts.payout_row),
     )
-    for model, seen, to_row in kinds:
+    for model, query, seen, to_row in kinds:
         last_id = 0
         while True:
-            query = (
-                select(model)
-                .where(
+            rows = db.session.execute(
+                query.where(
                     model.id > last_id,
                     model.status.in_(CREATED_STATUSES),
                     model.creation_datetime >= run.since,
@@ -460,19 +484,14 @@ def look_up_unseen_rows(run: Run) -> None:
                 )
                 .order_by(model.id)
                 .limit(PAGE)
-            )
-            if hasattr(model, "account_mapping"):
-                query = query.options(selectinload(model.account_mapping))
-            rows = list(db.session.execute(query).scalars())
+            ).all()
             if not rows:
                 break
             last_id = rows[-1].id
-            unseen = [to_row(row) for row in rows if row.id not in seen]
-            if isinstance(rows[0], StripeTransfer):
-                parents = {row.id: row.transaction_id for row in rows}
-            else:
-                parents = {}
-            run.record(_look_up(run, row, parents.get(row.id)) for row in unseen)
+            unseen = [row for row in rows if row.id not in seen]
+            run.record(
+                _look_up(run, to_row(row), getattr(row, "transaction_id", None)) for row in unseen
+            )
 
 
 def _look_up(run: Run, row: OurRow, parent: str | None) -> Finding | None:
@@ -514,10 +533,10 @@ def compare_mirakl_refunds(run: Run) -> None:
     for listing in listings:
         for page in chunks(item for item in listing if not isinstance(item, BadItem)):
             rows = db.session.execute(
-                select(StripeRefund).where(
+                refund_rows().where(
                     StripeRefund.mirakl_refund_id.in_(sorted({item.id for item in page}))
                 )
-            ).scalars()
+            ).all()
             findings = []
             for row in rows:
                 run.examined["mirakl refund"] += 1
@@ -540,20 +559,18 @@ def compare_order_refunds(run: Run) -> None:
     for transfer_type, fetch in domains:
         last_id = 0
         while True:
-            rows = list(
-                db.session.execute(
-                    select(StripeTransfer)
-                    .where(
-                        StripeTransfer.id > last_id,
-                        StripeTransfer.type == transfer_type,
-                        StripeTransfer.status == "TRANSFER_CREATED",
-                        StripeTransfer.creation_datetime >= run.since,
-                        StripeTransfer.creation_datetime <= run.until,
-                    )
-                    .order_by(StripeTransfer.id)
-                    .limit(PAGE)
-                ).scalars()
-            )
+            rows = db.session.execute(
+                transfer_rows()
+                .where(
+                    StripeTransfer.id > last_id,
+                    StripeTransfer.type == transfer_type,
+                    StripeTransfer.status == "TRANSFER_CREATED",
+                    StripeTransfer.creation_datetime >= run.since,
+                    StripeTransfer.creation_datetime <= run.until,
+                )
+                .order_by(StripeTransfer.id)
+                .limit(PAGE)
+            ).all()
             if not rows:
                 break
             last_id = rows[-1].id
@@ -561,10 +578,10 @@ def compare_order_refunds(run: Run) -> None:
 
 
 def _compare_orders(
-    run: Run, rows: list[StripeTransfer], fetch: Callable[[list[str]], Iterable[Any]]
+    run: Run, rows: Sequence[Any], fetch: Callable[[list[str]], Iterable[Any]]
 ) -> list[Finding | None]:
     by_order = {row.mirakl_id: row for row in rows if not row.mirakl_id.endswith(TAX_SUFFIX)}
-    refunds: list[tuple[StripeTransfer, str, str]] = []
+    refunds: list[tuple[Any, str, str]] = []
     for order in fetch(sorted(by_order)):
         if isinstance(order, BadItem) or order.id not in by_order:
             continue
