@@ -113,8 +113,8 @@ def _in_batches(app, pool, count: int, make_object, make_rows) -> None:
 
 def _seed_transfers(app, pool, accounts, mappings, count: int) -> None:
     from webapp.models import StripeTransfer, TransferStatus, TransferType
-    from webapp.services import transitions
     from webapp.services.clients import get_stripe
+    from webapp.services.ledger import transitions
 
     gateway = get_stripe()
 
@@ -169,8 +169,8 @@ def _seed_transfers(app, pool, accounts, mappings, count: int) -> None:
 
 def _seed_refunds(app, pool, stripe: StripeControl, count: int) -> None:
     from webapp.models import RefundStatus, StripeRefund
-    from webapp.services import transitions
     from webapp.services.clients import get_stripe
+    from webapp.services.ledger import transitions
 
     gateway = get_stripe()
 
@@ -195,8 +195,8 @@ def _seed_refunds(app, pool, stripe: StripeControl, count: int) -> None:
 
 def _seed_payouts(app, pool, accounts, mappings, count: int) -> None:
     from webapp.models import PayoutStatus, StripePayout
-    from webapp.services import transitions
     from webapp.services.clients import get_stripe
+    from webapp.services.ledger import transitions
 
     gateway = get_stripe()
 

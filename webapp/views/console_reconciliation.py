@@ -12,7 +12,7 @@ from flask import url_for
 from markupsafe import Markup
 
 from webapp.models import FindingClass, ReconciliationFinding
-from webapp.services.money import format_amount
+from webapp.services.ledger.minor_units import format_amount
 from webapp.services.reconcile.rules import ACTIONS
 from webapp.views.console_columns import stripe_url
 

@@ -8,7 +8,6 @@ adds a ``reconciliation.mismatch`` notification to the outbox in the same transa
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,7 +15,7 @@ from sqlalchemy import func, select, update
 
 from webapp.extensions import db
 from webapp.models import FindingClass, ReconciliationFinding
-from webapp.services.notifications import record_notification
+from webapp.services.ledger.notices import record_notification
 from webapp.services.reconcile.rules import ACTIONS, NOTIFIED_CLASSES, Finding
 
 MISMATCH_TYPE = "reconciliation.mismatch"
@@ -119,42 +118,3 @@ def resolve_unseen(*, run: str, since: datetime, until: datetime, now: datetime)
     ).rowcount
     db.session.commit()
     return resolved or 0
-
-
-@dataclass(frozen=True)
-class OpenSummary:
-    """Open findings for the digest: count per class, total per currency (both sides)."""
-
-    counts: dict[str, int]
-    totals: dict[str, tuple[int, int]]  # currency → (our amounts, their amounts)
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-
-def summarize_open_findings() -> OpenSummary:
-    """Counts per class and amount totals per currency of the open findings (two queries)."""
-    open_ = ReconciliationFinding.resolved_at.is_(None)
-    counts = dict(
-        db.session.execute(
-            select(ReconciliationFinding.finding_class, func.count())
-            .where(open_)
-            .group_by(ReconciliationFinding.finding_class)
-            .order_by(ReconciliationFinding.finding_class)
-        ).all()
-    )
-    totals = {
-        currency or "?": (int(ours or 0), int(theirs or 0))
-        for currency, ours, theirs in db.session.execute(
-            select(
-                ReconciliationFinding.currency,
-                func.sum(ReconciliationFinding.our_amount),
-                func.sum(ReconciliationFinding.their_amount),
-            )
-            .where(open_)
-            .group_by(ReconciliationFinding.currency)
-            .order_by(ReconciliationFinding.currency)
-        ).all()
-    }
-    return OpenSummary(counts=counts, totals=totals)

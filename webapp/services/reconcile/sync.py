@@ -37,8 +37,8 @@ from webapp.models import (
     TransferType,
 )
 from webapp.services.clients import get_mirakl, get_stripe
-from webapp.services.mirakl import TAX_SUFFIX
-from webapp.services.mirakl_types import BadItem
+from webapp.services.mirakl.client import TAX_SUFFIX
+from webapp.services.mirakl.types import BadItem
 from webapp.services.reconcile import facts
 from webapp.services.reconcile.findings import record_findings, resolve_unseen
 from webapp.services.reconcile.rules import (
