@@ -21,7 +21,7 @@ SERVICE_LAYERS: list[set[str]] = [
     {"http", "queueing", "mirakl", "stripe"},
     {"clients", "ledger"},
     {"notify"},
-    {"onboarding", "validation", "split", "refunds", "payouts"},
+    {"onboarding", "validation", "split", "refunds", "payouts", "reconcile"},
     {"webhooks", "dispatch"},
 ]
 WORKFLOWS = SERVICE_LAYERS[3]

@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 from webapp.extensions import db
 from webapp.models import (
     PayoutStatus,
+    ReconciliationFinding,
     RefundStatus,
     StripePayout,
     StripeRefund,
@@ -34,7 +35,6 @@ from webapp.models import (
 from webapp.services.ledger import leases
 from webapp.services.ledger.minor_units import format_amount
 from webapp.services.notify import mailer
-from webapp.services.reconcile.summary import summarize_open_findings
 
 if TYPE_CHECKING:
     from webapp.services.notify.outbox import DeliveryResult
@@ -210,6 +210,45 @@ def payout_digest_row(row: Any, base_url: str) -> DigestRow:
         reason=row.status_reason or "",
         url=_console_url(base_url, "payouts", row.id),
     )
+
+
+@dataclass(frozen=True)
+class OpenSummary:
+    """Open findings for the digest: count per class, total per currency (both sides)."""
+
+    counts: dict[str, int]
+    totals: dict[str, tuple[int, int]]  # currency → (our amounts, their amounts)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def summarize_open_findings() -> OpenSummary:
+    """Counts per class and amount totals per currency of the open findings (two queries)."""
+    open_ = ReconciliationFinding.resolved_at.is_(None)
+    counts = dict(
+        db.session.execute(
+            select(ReconciliationFinding.finding_class, func.count())
+            .where(open_)
+            .group_by(ReconciliationFinding.finding_class)
+            .order_by(ReconciliationFinding.finding_class)
+        ).all()
+    )
+    totals = {
+        currency or "?": (int(ours or 0), int(theirs or 0))
+        for currency, ours, theirs in db.session.execute(
+            select(
+                ReconciliationFinding.currency,
+                func.sum(ReconciliationFinding.our_amount),
+                func.sum(ReconciliationFinding.their_amount),
+            )
+            .where(open_)
+            .group_by(ReconciliationFinding.currency)
+            .order_by(ReconciliationFinding.currency)
+        ).all()
+    }
+    return OpenSummary(counts=counts, totals=totals)
 
 
 @dataclass(frozen=True)
