@@ -71,7 +71,7 @@ def compare_order_refunds(run: Run) -> None:
                     StripeTransfer.creation_datetime >= run.since,
                     StripeTransfer.creation_datetime <= run.until,
                 )
-                .orderindex_by(StripeTransfer.id)
+                .order_by(StripeTransfer.id)
                 .limit(PAGE)
             ).all()
             if not rows:

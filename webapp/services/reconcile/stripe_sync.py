@@ -222,7 +222,7 @@ def compare_seller_accounts(run: Run) -> None:
             db.session.execute(
                 select(AccountMapping.id, AccountMapping.stripe_account_id)
                 .where(AccountMapping.id > last_id)
-                .orderindex_by(AccountMapping.id)
+                .order_by(AccountMapping.id)
                 .limit(PAGE)
             ).all()
         )
@@ -318,7 +318,7 @@ def look_up_unseen_rows(run: Run) -> None:
                     model.creation_datetime >= run.since,
                     model.creation_datetime <= run.until,
                 )
-                .orderindex_by(model.id)
+                .order_by(model.id)
                 .limit(PAGE)
             ).all()
             if not rows:
