@@ -102,6 +102,16 @@ class NotificationStatus(StrEnum):
     FAILED = "failed"
 
 
+class FindingClass(StrEnum):
+    """Ours: what kind of disagreement reconciliation found (``reconcile`` command)."""
+
+    MISSING_IN_STRIPE = "missing_in_stripe"
+    UNKNOWN_TO_US = "unknown_to_us"
+    AMOUNT_DIFFERS = "amount_differs"
+    STATE_DIFFERS = "state_differs"
+    MIRAKL_NOT_TOLD = "mirakl_not_told"
+
+
 class Timestamps:
     creation_datetime: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     modification_datetime: Mapped[datetime] = mapped_column(
@@ -371,6 +381,39 @@ class Notification(db.Model):
 
     def __str__(self) -> str:
         return f"{self.type} #{self.id} ({self.status})"
+
+
+class ReconciliationFinding(db.Model):
+    """Ours: one disagreement between our rows, Stripe and Mirakl, as ``reconcile`` saw it.
+
+    ``finding_key`` names the disagreement (class, our row, the Stripe object), so a later
+    run that sees it again updates ``last_seen_at``; a later run whose window covers
+    ``subject_at`` and no longer sees it sets ``resolved_at``. Never moves money.
+    """
+
+    __tablename__ = "reconciliation_finding"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    finding_key: Mapped[str] = mapped_column(String(255), unique=True)
+    finding_class: Mapped[str] = mapped_column(String(32), index=True)
+    operation: Mapped[str] = mapped_column(String(16))  # transfer, reversal, refund, payout
+    operation_id: Mapped[int | None] = mapped_column(Integer)  # our row, when one is involved
+    mirakl_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    stripe_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    stripe_account_id: Mapped[str | None] = mapped_column(String(255))
+    our_amount: Mapped[int | None] = mapped_column(Integer)
+    their_amount: Mapped[int | None] = mapped_column(Integer)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    their_currency: Mapped[str | None] = mapped_column(String(3))
+    detail: Mapped[str | None] = mapped_column(String(REASON_LENGTH))
+    subject_at: Mapped[datetime] = mapped_column(DateTime, index=True)  # when the thing happened
+    first_seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    last_run: Mapped[str | None] = mapped_column(String(64))  # the run that last saw it
+
+    def __str__(self) -> str:
+        return f"{self.finding_class} {self.operation} {self.mirakl_id or self.stripe_id}"
 
 
 class OperatorUser(db.Model):

@@ -181,3 +181,32 @@ class StripeControl:
     def clear_webhook_endpoints(self) -> None:
         """Forget webhook endpoints."""
         self._call("DELETE", "webhooks")
+
+    # ------------------------------------------------ the dashboard (drift on purpose)
+
+    def reverse_in_dashboard(self, transfer_id: str, amount: int | None = None) -> dict[str, Any]:
+        """Reverse (part of) a transfer by hand: a reversal without metadata."""
+        body = {} if amount is None else {"amount": amount}
+        return self._call("POST", f"dashboard/transfers/{transfer_id}/reversals", json=body)
+
+    def refund_in_dashboard(self, charge_id: str, amount: int | None = None) -> dict[str, Any]:
+        """Refund a charge by hand: a refund without metadata."""
+        body: dict[str, Any] = {"charge": charge_id}
+        if amount is not None:
+            body["amount"] = amount
+        return self._call("POST", "dashboard/refunds", json=body)
+
+    def payout_by_hand(
+        self, account: str, amount: int, currency: str = "eur", metadata: dict | None = None
+    ) -> dict[str, Any]:
+        """A payout created by hand on a connected account."""
+        body = {"account": account, "amount": amount, "currency": currency}
+        return self._call("POST", "dashboard/payouts", json={**body, "metadata": metadata or {}})
+
+    def delete_object(self, kind: str, object_id: str) -> None:
+        """Forget one object (``transfers``, ``reversals``, ``refunds``, ``payouts``...)."""
+        self._call("DELETE", f"objects/{kind}/{object_id}")
+
+    def edit_object(self, kind: str, object_id: str, **fields: Any) -> dict[str, Any]:
+        """Overwrite ``amount``, ``currency``, ``status`` or ``metadata`` of one object."""
+        return self._call("POST", f"objects/{kind}/{object_id}", json=fields)

@@ -23,6 +23,7 @@ from localstripe.resources import BalanceTransaction
 from . import (
     accounts,
     control_api,
+    dashboard,
     pages,
     payments,
     payouts,
@@ -47,6 +48,7 @@ OUR_ROUTES: list[tuple[str, str, Any]] = [
     *payments.ROUTES,
     *webhook_endpoints.ROUTES,
     *control_api.ROUTES,
+    *dashboard.ROUTES,
     *pages.ROUTES,
 ]
 REPLACED_PREFIXES = ("/v1/payouts",)

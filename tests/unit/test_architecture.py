@@ -21,7 +21,7 @@ SERVICE_LAYERS: list[set[str]] = [
     {"http", "queueing", "mirakl", "stripe"},
     {"clients", "ledger", "access"},
     {"notify"},
-    {"onboarding", "validation", "split", "refunds", "payouts"},
+    {"onboarding", "validation", "split", "refunds", "payouts", "reconcile"},
     {"webhooks", "dispatch", "timeline", "rerun"},
 ]
 WORKFLOWS = SERVICE_LAYERS[3]

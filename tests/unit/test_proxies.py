@@ -16,6 +16,7 @@ REQUIRED = {
     "STRIPE_CLIENT_SECRET": "sk_test_123abc",
     "MIRAKL_HOST_NAME": "https://acme.mirakl.net",
     "MIRAKL_API_KEY": "mirakl-secret-key",
+    "APP_SECRET": "a-dedicated-app-secret-of-at-least-32-characters",
 }
 
 

@@ -15,6 +15,7 @@ from webapp.jobs import (
     process_payout,
     process_refund,
     process_transfer,
+    reconcile,
     sync_onboarding,
     validate_pending_debit,
 )
@@ -28,6 +29,7 @@ JOBS: dict[str, ModuleType] = {
             process_payout,
             process_refund,
             process_transfer,
+            reconcile,
             sync_onboarding,
             validate_pending_debit,
         ),

@@ -30,6 +30,7 @@ from webapp.jobs.scheduler import schedules
 from webapp.models import (
     AccountMapping,
     AuditEvent,
+    FindingClass,
     JobOutcome,
     JobRun,
     Notification,
@@ -38,6 +39,7 @@ from webapp.models import (
     PaymentMapping,
     PaymentMappingStatus,
     PayoutStatus,
+    ReconciliationFinding,
     RefundStatus,
     RefundType,
     StripePayout,
@@ -55,6 +57,7 @@ from webapp.services.onboarding import kyc_push
 from webapp.services.onboarding import links as onboarding_links
 from webapp.services.queueing.queues import MONEY_QUEUE, get_queue
 from webapp.views import access, timeline
+from webapp.views import console_reconciliation as findings
 from webapp.views.auth import SecuredMixin
 from webapp.views.console_columns import (
     amount_formatter,
@@ -583,6 +586,37 @@ class AuditView(ConsoleModelView):
         return False
 
 
+class ReconciliationView(ConsoleModelView):
+    """Findings of ``connector reconcile``: read-only, linked to our row and to Stripe."""
+
+    column_list = (
+        "id", "finding_class", "row", "mirakl_id", "stripe_id", "our_amount", "their_amount",
+        "currency", "detail", "first_seen_at", "last_seen_at", "resolved_at", "action",
+    )  # fmt: skip
+    column_details_list = (*column_list, "stripe_account_id", "subject_at", "last_run")
+    column_labels = {
+        "finding_class": "Class",
+        "row": "Our row",
+        "mirakl_id": "Mirakl id",
+        "stripe_id": "Stripe id",
+        "action": "What you can do",
+    }
+    column_formatters = {
+        "finding_class": findings.class_formatter,
+        "row": findings.row_formatter,
+        "stripe_id": findings.stripe_id_formatter,
+        "our_amount": findings.our_amount_formatter,
+        "their_amount": findings.their_amount_formatter,
+        "action": findings.action_formatter,
+    }
+    column_filters = (
+        FilterEqual(ReconciliationFinding.finding_class, "Class", options=_choices(FindingClass)),
+        "resolved_at", "currency", "first_seen_at", "operation",
+    )  # fmt: skip
+    column_searchable_list = ("mirakl_id", "stripe_id")
+    details_template = "admin/model/details.html"
+
+
 def init_app(app: Flask) -> Admin:
     """Build the console (its ``Admin`` and views) for this app."""
     app.context_processor(lambda: {"console_environment": environment})
@@ -600,6 +634,11 @@ def init_app(app: Flask) -> Admin:
     admin.add_view(RefundView(StripeRefund, session, name="Refunds", endpoint="refunds"))
     admin.add_view(PayoutView(StripePayout, session, name="Payouts", endpoint="payouts"))
     admin.add_view(PaymentView(PaymentMapping, session, name="Payments", endpoint="payments"))
+    admin.add_view(
+        ReconciliationView(
+            ReconciliationFinding, session, name="Reconciliation", endpoint="reconciliation"
+        )
+    )
     admin.add_view(JobsView(name="Jobs", endpoint="jobs", category="Jobs"))
     admin.add_view(
         JobRunView(JobRun, session, name="Job runs", endpoint="job_runs", category="Jobs")

@@ -126,6 +126,7 @@ class LineRefund:
     amount: Decimal
     commission_total_amount: Decimal
     taxes: Decimal  # shipping taxes + taxes of the refund entry
+    state: str = ""  # WAITING_REFUND, WAITING_REFUND_PAYMENT, REFUNDED (reconciliation)
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,7 @@ def parse_order_line(data: Mapping[str, Any]) -> OrderLine:
                 amount=opt_decimal(r, "amount"),
                 commission_total_amount=opt_decimal(r, "commission_total_amount"),
                 taxes=_line_taxes(r, f"{what}.refunds"),
+                state=opt_str(r, "state"),
             )
             for r in obj_list(data, "refunds")
         ),
@@ -227,6 +229,7 @@ class ServiceRefund:
     amount: Decimal
     commission: Decimal
     taxes: Decimal
+    state: str = ""  # WAITING, OK (paid), ... (reconciliation)
 
 
 @dataclass(frozen=True)
@@ -281,6 +284,7 @@ def parse_service_order(data: Mapping[str, Any]) -> ServiceOrder:
                 amount=opt_decimal(r, "amount"),
                 commission=opt_decimal(obj(r, "commission"), "amount_including_taxes"),
                 taxes=_line_taxes(r, "refunds"),
+                state=opt_str(r, "state"),
             )
             for r in obj_list(data, "refunds")
         ),

@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 from webapp.extensions import db
 from webapp.models import (
     PayoutStatus,
+    ReconciliationFinding,
     RefundStatus,
     StripePayout,
     StripeRefund,
@@ -211,12 +212,87 @@ def payout_digest_row(row: Any, base_url: str) -> DigestRow:
     )
 
 
-def build_failed_operations_digest(sections: Sequence[DigestSection]) -> Email | None:
-    """The daily digest of failed operations, or None when there is nothing to report."""
+@dataclass(frozen=True)
+class OpenSummary:
+    """Open findings for the digest: count per class, total per currency (both sides)."""
+
+    counts: dict[str, int]
+    totals: dict[str, tuple[int, int]]  # currency → (our amounts, their amounts)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def summarize_open_findings() -> OpenSummary:
+    """Counts per class and amount totals per currency of the open findings (two queries)."""
+    open_ = ReconciliationFinding.resolved_at.is_(None)
+    counts = dict(
+        db.session.execute(
+            select(ReconciliationFinding.finding_class, func.count())
+            .where(open_)
+            .group_by(ReconciliationFinding.finding_class)
+            .order_by(ReconciliationFinding.finding_class)
+        ).all()
+    )
+    totals = {
+        currency or "?": (int(ours or 0), int(theirs or 0))
+        for currency, ours, theirs in db.session.execute(
+            select(
+                ReconciliationFinding.currency,
+                func.sum(ReconciliationFinding.our_amount),
+                func.sum(ReconciliationFinding.their_amount),
+            )
+            .where(open_)
+            .group_by(ReconciliationFinding.currency)
+            .order_by(ReconciliationFinding.currency)
+        ).all()
+    }
+    return OpenSummary(counts=counts, totals=totals)
+
+
+@dataclass(frozen=True)
+class ReconciliationDigest:
+    """The digest's reconciliation section: open findings per class, totals per currency."""
+
+    counts: dict[str, int]
+    totals: tuple[tuple[str, str, str], ...]  # (currency, our total, their total), formatted
+    list_url: str
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def reconciliation_digest(
+    counts: dict[str, int], totals: dict[str, tuple[int, int]], base_url: str
+) -> ReconciliationDigest:
+    """Open findings as the digest shows them (amounts in major units with currency)."""
+    return ReconciliationDigest(
+        counts=dict(counts),
+        totals=tuple(
+            (currency.upper(), format_amount(ours, currency), format_amount(theirs, currency))
+            for currency, (ours, theirs) in sorted(totals.items())
+        ),
+        list_url=f"{base_url}/console/reconciliation/",
+    )
+
+
+def build_failed_operations_digest(
+    sections: Sequence[DigestSection], reconciliation: ReconciliationDigest | None = None
+) -> Email | None:
+    """The daily digest of failed operations and open reconciliation findings, or None when
+    there is nothing to report."""
     shown = [section for section in sections if section.total]
-    if not shown:
+    if reconciliation is not None and not reconciliation.total:
+        reconciliation = None
+    if not shown and reconciliation is None:
         return None
-    values = {"sections": shown, "total": sum(section.total for section in shown)}
+    values = {
+        "sections": shown,
+        "total": sum(section.total for section in shown),
+        "reconciliation": reconciliation,
+    }
     return Email(
         subject=DIGEST_SUBJECT,
         text=TEMPLATES.get_template("failed_operations.txt").render(values),
@@ -257,10 +333,17 @@ class DigestOutcome:
 
 
 def send_failed_operations_digest() -> DigestOutcome:
-    """E-mail the digest of failed operations when there is any; say what was found and sent."""
+    """E-mail the digest of failed operations and open reconciliation findings when there is
+    any; say what was found and sent."""
     sections = list_failed_operations()
     counts = {section.title.lower(): section.total for section in sections}
-    message = build_failed_operations_digest(sections)
+    summary = summarize_open_findings()
+    reconciliation = reconciliation_digest(
+        summary.counts, summary.totals, current_app.config["PUBLIC_BASE_URL"]
+    )
+    if reconciliation.total:
+        counts["reconciliation findings"] = reconciliation.total
+    message = build_failed_operations_digest(sections, reconciliation)
     if message is None:
         return DigestOutcome(counts, False)
     return DigestOutcome(counts, mailer.send_mail(message.subject, message.text, message.html))

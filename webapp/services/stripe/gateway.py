@@ -76,6 +76,12 @@ def _segment(object_id: str) -> str:
     return quote(object_id, safe="")
 
 
+def _created(gte: int | None, lte: int | None) -> dict[str, int]:
+    """Stripe's ``created`` list filter (``created[gte]``, ``created[lte]``), unix seconds."""
+    bounds = {"gte": gte, "lte": lte}
+    return {op: value for op, value in bounds.items() if value is not None}
+
+
 def _http_client(timeout: float, api_base: str) -> stripe.HTTPClient:
     """Kept-alive ``http.client`` connections, or requests when a proxy must be used."""
     if proxy_for(api_base):
@@ -289,6 +295,16 @@ class StripeGateway:
         """Refunds of one charge, newest first."""
         return self._list("/v1/refunds", {"charge": charge_id})
 
+    def list_refunds_created(
+        self, *, created_gte: int | None = None, created_lte: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Refunds of every charge created in a time range, newest first, 100 per call."""
+        created = _created(created_gte, created_lte)
+        return self._list("/v1/refunds", {"created": created} if created else {})
+
+    def retrieve_refund(self, refund_id: str) -> dict[str, Any]:
+        return self._call("retrieve refund", "get", f"/v1/refunds/{_segment(refund_id)}")
+
     # ------------------------------------------------------------ transfers
 
     def create_transfer(
@@ -323,8 +339,11 @@ class StripeGateway:
             stripe_account=stripe_account,
         )
 
-    def retrieve_transfer(self, transfer_id: str) -> dict[str, Any]:
-        return self._call("retrieve transfer", "get", f"/v1/transfers/{_segment(transfer_id)}")
+    def retrieve_transfer(
+        self, transfer_id: str, *, stripe_account: str | None = None
+    ) -> dict[str, Any]:
+        path = f"/v1/transfers/{_segment(transfer_id)}"
+        return self._call("retrieve transfer", "get", path, stripe_account=stripe_account)
 
     def list_transfers(
         self,
@@ -333,15 +352,17 @@ class StripeGateway:
         destination: str | None = None,
         stripe_account: str | None = None,
         created_gte: int | None = None,
+        created_lte: int | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Transfers matching the filters, newest first (for outcome look-ups)."""
+        """Transfers matching the filters (reversals embedded), newest first, 100 per call."""
         params: dict[str, Any] = {}
         if transfer_group:
             params["transfer_group"] = transfer_group
         if destination:
             params["destination"] = destination
-        if created_gte is not None:
-            params["created"] = {"gte": created_gte}
+        created = _created(created_gte, created_lte)
+        if created:
+            params["created"] = created
         return self._list("/v1/transfers", params, stripe_account)
 
     def create_reversal(
@@ -359,6 +380,14 @@ class StripeGateway:
         path = f"/v1/transfers/{_segment(transfer_id)}/reversals"
         page = self._call("list transfer reversals", "get", path, {"limit": LIST_PAGE})
         return list(page.get("data") or [])
+
+    def list_all_reversals(self, transfer_id: str) -> Iterator[dict[str, Any]]:
+        """Every reversal of one transfer, newest first, 100 per call."""
+        return self._list(f"/v1/transfers/{_segment(transfer_id)}/reversals", {})
+
+    def retrieve_reversal(self, transfer_id: str, reversal_id: str) -> dict[str, Any]:
+        path = f"/v1/transfers/{_segment(transfer_id)}/reversals/{_segment(reversal_id)}"
+        return self._call("retrieve transfer reversal", "get", path)
 
     # ------------------------------------------------------------ payouts and balances
 
@@ -383,6 +412,21 @@ class StripeGateway:
     def list_payouts(self, stripe_account: str, *, max_items: int = 1000) -> Iterator[dict]:
         """Payouts of one connected account, newest first."""
         return self._list("/v1/payouts", {}, stripe_account, max_items=max_items)
+
+    def list_payouts_created(
+        self,
+        stripe_account: str,
+        *,
+        created_gte: int | None = None,
+        created_lte: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Payouts of one connected account created in a time range, newest first."""
+        created = _created(created_gte, created_lte)
+        return self._list("/v1/payouts", {"created": created} if created else {}, stripe_account)
+
+    def retrieve_payout(self, payout_id: str, *, stripe_account: str) -> dict[str, Any]:
+        path = f"/v1/payouts/{_segment(payout_id)}"
+        return self._call("retrieve payout", "get", path, stripe_account=stripe_account)
 
     def retrieve_balance(self, stripe_account: str | None = None) -> dict[str, Any]:
         return self._call("retrieve balance", "get", "/v1/balance", stripe_account=stripe_account)
