@@ -194,9 +194,48 @@ class Account(StripeObject):
         self.tos_acceptance["date"] = self.tos_acceptance.get("date") or int(time.time())
 
 
-def platform_account() -> dict[str, Any]:
-    """The platform account (``GET /v1/account``)."""
-    return {
+PLATFORM_SETTINGS: dict[str, Any] = {}
+"""What the control API changed on the platform account (``POST /_sandbox/platform``):
+``connect`` (False: the platform never signed up for Connect, so ``/v1/accounts`` answers an
+error), ``rejected_keys`` (API keys answered ``401``) and fields merged into its JSON."""
+CONNECT_NOT_ENABLED = (
+    "You can only create new accounts if you've signed up for Connect, which you can learn "
+    "how to do at https://stripe.com/docs/connect."
+)
+
+
+def configure_platform(settings: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``settings`` into :data:`PLATFORM_SETTINGS`; return the platform's JSON."""
+    unknown = sorted(set(settings) - {"connect", "rejected_keys", "account"})
+    if unknown:
+        raise StripeError(400, f"Unknown field(s): {', '.join(unknown)}")
+    if "connect" in settings:
+        PLATFORM_SETTINGS["connect"] = parse_bool(settings["connect"], "connect")
+    if "rejected_keys" in settings:
+        PLATFORM_SETTINGS["rejected_keys"] = [str(k) for k in settings["rejected_keys"] or []]
+    if isinstance(settings.get("account"), dict):
+        deep_merge(PLATFORM_SETTINGS.setdefault("account", {}), settings["account"])
+    return platform_account()
+
+
+def reset_platform() -> None:
+    """Back to a platform with Connect, accepting every key."""
+    PLATFORM_SETTINGS.clear()
+
+
+def is_rejected_key(key: str | None) -> bool:
+    """Whether the control API revoked this API key."""
+    return key is not None and key in PLATFORM_SETTINGS.get("rejected_keys", ())
+
+
+def _require_connect() -> None:
+    if PLATFORM_SETTINGS.get("connect", True) is False:
+        raise StripeError(400, CONNECT_NOT_ENABLED)
+
+
+def platform_account(livemode: bool = False) -> dict[str, Any]:
+    """The platform account (``GET /v1/account``); ``livemode`` follows the API key."""
+    account = {
         "id": PLATFORM_ACCOUNT_ID,
         "object": "account",
         "type": "standard",
@@ -210,7 +249,7 @@ def platform_account() -> dict[str, Any]:
         "default_currency": "eur",
         "details_submitted": True,
         "email": "platform@example.com",
-        "livemode": False,
+        "livemode": livemode,
         "metadata": {},
         "payouts_enabled": True,
         "requirements": _empty_requirements(),
@@ -221,6 +260,13 @@ def platform_account() -> dict[str, Any]:
             }
         },
     }
+    return deep_merge(account, copy.deepcopy(PLATFORM_SETTINGS.get("account", {})))
+
+
+def is_live_request(request: web.Request) -> bool:
+    """Whether the request's API key is a live one (``sk_live_``/``rk_live_``)."""
+    key = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    return key.startswith(("sk_live_", "rk_live_"))
 
 
 def get_account(account_id: Any, param: str = "id") -> Account:
@@ -278,13 +324,14 @@ async def retrieve_own_account(request: web.Request) -> web.Response:
     scope = request_scope(request)
     if scope is not None:
         return _export(get_account(scope), params)
-    return json_response(platform_account())
+    return json_response(platform_account(is_live_request(request)))
 
 
 async def create_account(request: web.Request) -> web.Response:
     """``POST /v1/accounts``."""
     params = await read_params(request)
     check_params(params, CREATE_PARAMS)
+    _require_connect()
     account_type = params.get("type")
     if account_type is None and isinstance(params.get("controller"), dict):
         dashboard = params["controller"].get("stripe_dashboard") or {}
@@ -318,7 +365,7 @@ async def retrieve_account(request: web.Request) -> web.Response:
     params = await read_params(request)
     account_id = request.match_info["id"]
     if account_id == PLATFORM_ACCOUNT_ID:
-        return json_response(platform_account())
+        return json_response(platform_account(is_live_request(request)))
     return _export(get_account(account_id), params)
 
 
@@ -349,6 +396,7 @@ async def list_accounts(request: web.Request) -> web.Response:
     """``GET /v1/accounts``: newest first, ``limit``/``starting_after``/``created``."""
     params = await read_params(request)
     check_params(params, ("limit", "starting_after", "ending_before", "created"))
+    _require_connect()
     is_created = created_filter(params.get("created"))
     items = [a for a in reversed(stored("account")) if is_created(a.created)]
     return json_response(paginate(items, params, "/v1/accounts"))

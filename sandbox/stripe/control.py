@@ -64,6 +64,27 @@ class StripeControl:
         """Shortcut: the account finished onboarding (charges and payouts enabled)."""
         return self.set_account(acct, complete_onboarding=True)
 
+    def set_platform(
+        self,
+        *,
+        connect: bool | None = None,
+        rejected_keys: list[str] | None = None,
+        account: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Change the platform account: ``connect=False`` (never signed up for Connect:
+        ``/v1/accounts`` answers an error), ``rejected_keys`` (answered ``401``), ``account``
+        (fields merged into ``GET /v1/account``). Reset by :meth:`reset`."""
+        body = {
+            k: v
+            for k, v in (
+                ("connect", connect),
+                ("rejected_keys", rejected_keys),
+                ("account", account),
+            )
+            if v is not None
+        }
+        return self._call("POST", "platform", json=body)
+
     def set_balance(self, acct: str, currency: str, available: int) -> dict[str, Any]:
         """Set the available balance of ``acct`` (``"platform"`` or an ``acct_...``)."""
         return self._call(
@@ -106,7 +127,7 @@ class StripeControl:
 
     def objects(self, kind: str) -> list[dict[str, Any]]:
         """All objects of ``kind`` across accounts, oldest first: accounts, transfers,
-        reversals, payouts, refunds, charges or payment_intents."""
+        reversals, payouts, refunds, charges, payment_intents or webhook_endpoints."""
         return self._call("GET", f"objects/{kind}")
 
     def events(self, type: str | None = None) -> list[dict[str, Any]]:
@@ -136,6 +157,11 @@ class StripeControl:
             "webhooks",
             json={"url": url, "secret": secret, "types": types or [], "connect": connect},
         )
+
+    def webhook_endpoints(self) -> list[dict[str, Any]]:
+        """Webhook endpoints created through ``/v1/webhook_endpoints``, oldest first, with
+        their signing ``secret`` (Stripe shows it only once; the sandbox always)."""
+        return self.objects("webhook_endpoints")
 
     def webhooks(self) -> dict[str, Any]:
         """Registered endpoints and delivery attempts."""

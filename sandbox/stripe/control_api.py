@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from . import delivery, faults, idempotency, requestlog
-from .accounts import Account, get_account
+from .accounts import Account, configure_platform, get_account, reset_platform
 from .localstripe_ext import stored
 from .payments import sandbox_create_charge, sandbox_create_payment_intent
 from .payouts import get_payout
@@ -26,6 +26,7 @@ OBJECT_KINDS = {
     "refunds": "refund",
     "charges": "charge",
     "payment_intents": "payment_intent",
+    "webhook_endpoints": "webhook_endpoint",
 }
 ACCOUNT_FLAGS = ("charges_enabled", "payouts_enabled", "details_submitted")
 
@@ -56,7 +57,14 @@ async def reset(request: web.Request) -> web.Response:
     requestlog.clear()
     faults.clear()
     delivery.reset()
+    reset_platform()
     return json_response({"reset": True})
+
+
+async def set_platform(request: web.Request) -> web.Response:
+    """``POST /_sandbox/platform`` ``{connect?, rejected_keys?, account?}``: see
+    :data:`accounts.PLATFORM_SETTINGS`."""
+    return json_response(configure_platform(await _body(request)))
 
 
 async def create_charge(request: web.Request) -> web.Response:
@@ -155,6 +163,8 @@ async def list_objects(request: web.Request) -> web.Response:
     result = []
     for obj in stored(OBJECT_KINDS[kind]):
         data = obj._export()
+        if hasattr(obj, "_export_with_secret"):  # a sandbox may show webhook secrets
+            data = obj._export_with_secret()
         if hasattr(obj, "_scope"):
             data["sandbox_scope"] = obj._scope
         result.append(data)
@@ -215,6 +225,7 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("POST", "/_sandbox/charges", create_charge),
     ("POST", "/_sandbox/payment_intents", create_payment_intent),
     ("POST", "/_sandbox/accounts/{id}", set_account),
+    ("POST", "/_sandbox/platform", set_platform),
     ("POST", "/_sandbox/balance/{account}", set_balance),
     ("GET", "/_sandbox/balance/{account}", get_balance),
     ("POST", "/_sandbox/payouts/{id}/fail", fail_payout),

@@ -1,9 +1,10 @@
 """Events emitted by the sandbox and their (optional) webhook delivery.
 
 The sandbox records the events it generates (``payout.failed``, ``payout.paid``,
-``account.updated``) in :data:`state.STATE.events` (``GET /_sandbox/events``). When webhook
-endpoints are registered with ``POST /_sandbox/webhooks`` each event is also POSTed to them,
-signed with :func:`sandbox.stripe.events.sign_payload`, in the background.
+``account.updated``) in :data:`state.STATE.events` (``GET /_sandbox/events``). Each event is
+also POSTed, signed with :func:`sandbox.stripe.events.sign_payload`, in the background, to the
+endpoints registered with ``POST /_sandbox/webhooks`` and to the enabled webhook endpoints
+created through the API (``/v1/webhook_endpoints``, see :mod:`sandbox.stripe.webhook_endpoints`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import aiohttp
 
 from .events import make_event, sign_payload
 from .state import STATE
+from .webhook_endpoints import listening_endpoints
 
 log = logging.getLogger("sandbox.stripe.delivery")
 
@@ -41,11 +43,7 @@ def emit(type: str, obj: dict[str, Any], account: str | None = None) -> dict[str
     """Record a new event and schedule its delivery; returns the event."""
     event = make_event(type, obj, account=account)
     STATE.events.append(event)
-    for endpoint in ENDPOINTS:
-        if endpoint.types and type not in endpoint.types:
-            continue
-        if account is not None and not endpoint.connect:
-            continue
+    for endpoint in _recipients(type, account):
         try:
             task = asyncio.get_running_loop().create_task(_deliver(endpoint, event))
         except RuntimeError:  # no running loop (unit use): nothing to deliver with
@@ -53,6 +51,19 @@ def emit(type: str, obj: dict[str, Any], account: str | None = None) -> dict[str
         _tasks.add(task)
         task.add_done_callback(_tasks.discard)
     return event
+
+
+def _recipients(type: str, account: str | None) -> list[Endpoint]:
+    control = [
+        endpoint
+        for endpoint in ENDPOINTS
+        if (not endpoint.types or type in endpoint.types) and (account is None or endpoint.connect)
+    ]
+    registered = [
+        Endpoint(url=e.url, secret=e.secret, types=list(e.enabled_events), connect=e.connect)
+        for e in listening_endpoints(type, account)
+    ]
+    return control + registered
 
 
 async def _deliver(endpoint: Endpoint, event: dict[str, Any]) -> None:

@@ -20,8 +20,17 @@ from localstripe import server as ls_server
 from localstripe.errors import UserError
 from localstripe.resources import BalanceTransaction
 
-from . import accounts, control_api, pages, payments, payouts, state, transfers
-from .accounts import account_exists
+from . import (
+    accounts,
+    control_api,
+    pages,
+    payments,
+    payouts,
+    state,
+    transfers,
+    webhook_endpoints,
+)
+from .accounts import account_exists, is_rejected_key
 from .faults import faults_middleware, latency_middleware
 from .idempotency import idempotency_middleware
 from .requestlog import request_log_middleware
@@ -36,6 +45,7 @@ OUR_ROUTES: list[tuple[str, str, Any]] = [
     *transfers.ROUTES,
     *payouts.ROUTES,
     *payments.ROUTES,
+    *webhook_endpoints.ROUTES,
     *control_api.ROUTES,
     *pages.ROUTES,
 ]
@@ -70,6 +80,13 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     """localstripe's API key check (any ``sk_...`` key), then the ``Stripe-Account`` check."""
     if is_control_path(request.path):
         return await handler(request)
+    key = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    if is_rejected_key(key):
+        raise StripeError(
+            401,
+            f"Invalid API Key provided: {key[:8]}{'*' * 12}{key[-4:]}",
+            type="invalid_request_error",
+        )
     return await ls_server.auth_middleware(request, _account_header_check(handler))
 
 
