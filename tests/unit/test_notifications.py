@@ -15,7 +15,7 @@ from webapp.models import (
     TransferStatus,
     TransferType,
 )
-from webapp.services.alerts import (
+from webapp.services.notify.alerts import (
     DIGEST_SUBJECT,
     ENDPOINT_DOWN_SUBJECT,
     DigestSection,
@@ -26,8 +26,8 @@ from webapp.services.alerts import (
     refund_digest_row,
     transfer_digest_row,
 )
-from webapp.services.mailer import mail_settings
-from webapp.services.notifications import (
+from webapp.services.notify.mailer import mail_settings
+from webapp.services.notify.outbox import (
     evaluate_response,
     max_tries,
     notification_body,
