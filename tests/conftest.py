@@ -39,7 +39,7 @@ BACKEND = os.environ.get("TEST_DB", "postgresql")
 TABLES = (
     "operation_event", "notification", "webhook_event", "job_run", "lease", "stripe_transfer",
     "stripe_refund", "stripe_payout", "payment_mapping", "pending_shop", "account_mapping",
-    "config", "operator_user",
+    "config", "operator_user", "setup_check",
 )  # fmt: skip
 
 
