@@ -22,7 +22,7 @@ SERVICE_LAYERS: list[set[str]] = [
     {"clients", "ledger"},
     {"notify"},
     {"onboarding", "validation", "split", "refunds", "payouts"},
-    {"webhooks", "dispatch"},
+    {"webhooks", "dispatch", "setup"},
 ]
 WORKFLOWS = SERVICE_LAYERS[3]
 
