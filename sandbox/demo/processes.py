@@ -7,6 +7,7 @@ Children run in their own session with their output in ``logs/<name>.log``; one-
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -130,7 +131,9 @@ def run_flask(
     )
     output = result.stdout + result.stderr
     with open(logs / "setup.log", "a") as log:
-        log.write(f"$ flask --app wsgi {' '.join(args)}\n{output}\n")
+        # register-webhooks prints signing secrets for the operator; the log file keeps none.
+        shown = re.sub(r"whsec_\S+", "whsec_***", output)
+        log.write(f"$ flask --app wsgi {' '.join(args)}\n{shown}\n")
     if check and result.returncode != 0:
         raise DemoError(f"flask --app wsgi {' '.join(args)} failed:\n{output.strip()}")
     return output

@@ -102,7 +102,7 @@ def check_processes() -> list[CheckResult]:
     redis = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
     try:
         redis.ping()
-        is_scheduler_alive = next(iter(redis.scan_iter(SCHEDULER_KEYS, count=100)), None)
+        scheduler_key = next(iter(redis.scan_iter(SCHEDULER_KEYS, count=100)), None)
         worker_queues = {q for w in Worker.all(connection=redis) for q in w.queue_names()}
     except RedisError as exc:
         return [
@@ -117,7 +117,7 @@ def check_processes() -> list[CheckResult]:
     redis_line = ok("redis", f"reachable at {_without_password(url)}")
     return [
         redis_line,
-        *rules.evaluate_processes(bool(is_scheduler_alive), worker_queues, ALL_QUEUES),
+        *rules.evaluate_processes(scheduler_key is not None, worker_queues, ALL_QUEUES),
     ]
 
 
@@ -200,13 +200,14 @@ def check_stripe() -> list[CheckResult]:
 def check_inbox(now: datetime | None = None) -> list[CheckResult]:
     """The last event the webhook inbox received on each endpoint (a liveness hint)."""
     now = now or utcnow()
-    last = dict(
-        db.session.execute(
-            select(WebhookEvent.endpoint, func.max(WebhookEvent.received_at)).group_by(
-                WebhookEvent.endpoint
-            )
-        ).all()
+    query = select(WebhookEvent.endpoint, func.max(WebhookEvent.received_at)).group_by(
+        WebhookEvent.endpoint
     )
+    try:
+        last = dict(db.session.execute(query).all())
+    except SQLAlchemyError:
+        db.session.rollback()  # the database check says why
+        return [warn("webhook events", "not checked: the database is not usable")]
     return [
         rules.evaluate_inbox_liveness(spec.name, last.get(spec.name), now, INBOX_QUIET_DAYS)
         for spec in desired_endpoints(current_app.config["PUBLIC_BASE_URL"])
