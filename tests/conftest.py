@@ -41,7 +41,7 @@ TABLES = (
     "operation_event", "notification", "webhook_event", "job_run", "lease", "stripe_transfer",
     "stripe_refund", "stripe_payout", "payment_mapping", "pending_shop", "account_mapping",
     "config", "console_session", "login_throttle", "operator_user", "audit_event",
-    "reconciliation_finding",
+    "reconciliation_finding", "setup_check",
 )  # fmt: skip
 
 

@@ -119,6 +119,13 @@ def _stripe_key(name: str, raw: str) -> Secret:
     return Secret(value)
 
 
+def _stripe_mode(name: str, raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("", "test", "live"):
+        raise ConfigError(f"{name} must be test, live or empty, got {raw!r}")
+    return value
+
+
 def _secret(name: str, raw: str) -> Secret:
     return Secret(raw.strip())
 
@@ -244,6 +251,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("STRIPE_TIMEOUT", "30", _float),
     Setting("STRIPE_MAX_NETWORK_RETRIES", "2", _int),
     Setting("STRIPE_MAX_RPS", "", _str),
+    Setting("STRIPE_MODE", "", _stripe_mode),  # test or live: what `connector doctor` expects
     Setting("MONEY_JOB_CONCURRENCY", "4", _int),
     Setting("PENDING_RECHECK_AFTER", "600", _int),
     Setting("JOB_LEASE_TTL", "45", _float),

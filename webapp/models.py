@@ -416,6 +416,21 @@ class ReconciliationFinding(db.Model):
         return f"{self.finding_class} {self.operation} {self.mirakl_id or self.stripe_id}"
 
 
+class SetupCheck(db.Model):
+    """Ours: one run of ``connector doctor`` (CLI, schedule or console) and its check lines."""
+
+    __tablename__ = "setup_check"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    checked_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    trigger: Mapped[str] = mapped_column(String(16))  # cli, scheduler, console
+    outcome: Mapped[str] = mapped_column(String(8))  # the worst level: ok, warn, FAIL
+    results: Mapped[str] = mapped_column(Text)  # JSON list of {name, level, message}
+
+    def __str__(self) -> str:
+        return f"setup check #{self.id} ({self.outcome})"
+
+
 class OperatorUser(db.Model):
     """Ours: a console user; only a password hash is stored."""
 

@@ -25,9 +25,7 @@ from sandbox.demo.settings import (
     EVERY_MINUTE,
     JOBS,
     MIRAKL_API_KEY,
-    OPERATOR_WEBHOOK_SECRET,
     ROOT,
-    SELLERS_WEBHOOK_SECRET,
     STRIPE_SECRET_KEY,
     Ports,
 )
@@ -39,8 +37,6 @@ DEMO_SETTINGS = {  # the same in every run; ports, paths and secrets are added p
     "SCHEME": "http",
     "STRIPE_CLIENT_SECRET": STRIPE_SECRET_KEY,
     "MIRAKL_API_KEY": MIRAKL_API_KEY,
-    "STRIPE_SELLERS_WEBHOOK_SECRET": SELLERS_WEBHOOK_SECRET,
-    "STRIPE_OPERATOR_WEBHOOK_SECRET": OPERATOR_WEBHOOK_SECRET,
     "ENABLE_SELLER_ONBOARDING": "true",
     "ENABLE_PRODUCT_PAYMENT_SPLIT": "true",
     "ENABLE_PRODUCT_PAYMENT_REFUND": "true",
@@ -134,6 +130,12 @@ def prepare_instance(folder: Path) -> tuple[Path, Path]:
 def upgrade_database(env: Mapping[str, str], logs: Path) -> None:
     """Build the SQLite database with the migrations (``flask --app wsgi db upgrade``)."""
     run_flask(["db", "upgrade"], env, logs)
+
+
+def run_doctor(env: Mapping[str, str], logs: Path) -> list[str]:
+    """``connector doctor``: its result goes to the console's setup panel; return its lines."""
+    output = run_flask(["connector", "doctor"], env, logs, check=False)
+    return [line for line in output.splitlines() if line.startswith(("ok ", "warn ", "FAIL "))]
 
 
 def create_admin(env: Mapping[str, str], logs: Path) -> str:

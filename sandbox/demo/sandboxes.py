@@ -1,13 +1,15 @@
 """The demo's Mirakl and Stripe sandboxes: started, seeded and wired to the connector.
 
-The marketplace itself is in :mod:`sandbox.demo_data`; the demo plays Stripe's part for the
-``charge.succeeded`` events the sandbox does not emit.
+The marketplace itself is in :mod:`sandbox.demo_data`; the connector registers its webhook
+endpoints in the Stripe sandbox itself (``connector register-webhooks``), and the demo plays
+Stripe's part for the ``charge.succeeded`` events the sandbox does not emit.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,13 +18,9 @@ from typing import Any
 import requests
 
 from sandbox import demo_data
-from sandbox.demo.processes import Child, start_child, wait_until_answering
-from sandbox.demo.settings import (
-    MIRAKL_API_KEY,
-    OPERATOR_WEBHOOK_SECRET,
-    SELLERS_WEBHOOK_SECRET,
-    Ports,
-)
+from sandbox.demo.errors import DemoError
+from sandbox.demo.processes import Child, run_flask, start_child, wait_until_answering
+from sandbox.demo.settings import MIRAKL_API_KEY, Ports
 from sandbox.mirakl.control import MiraklControl
 from sandbox.servers import start_stripe
 from sandbox.stripe.control import StripeControl
@@ -63,27 +61,25 @@ def seed(mirakl: MiraklControl, stripe: StripeControl) -> list[dict[str, Any]]:
     return charges
 
 
-def register_webhooks(stripe: StripeControl, web_url: str) -> None:
-    """Point the Stripe sandbox's event delivery at the connector's two endpoints."""
-    stripe.add_webhook_endpoint(
-        f"{web_url}/api/public/webhook/sellers",
-        SELLERS_WEBHOOK_SECRET,
-        types=["account.updated", "payout.failed", "payout.paid"],
-        connect=True,
-    )
-    stripe.add_webhook_endpoint(
-        f"{web_url}/api/public/webhook/operator",
-        OPERATOR_WEBHOOK_SECRET,
-        types=["charge.succeeded", "charge.updated"],
-        connect=False,
-    )
+def register_webhooks(env: dict[str, str], logs: Path) -> dict[str, str]:
+    """``connector register-webhooks``, as an operator would; return the secrets it printed
+    (``{"STRIPE_SELLERS_WEBHOOK_SECRET": "whsec_...", ...}``) for the connector's environment.
+
+    The Stripe sandbox then delivers its events (account.updated, payout.failed) to the
+    connector's endpoints, signed with those secrets, as Stripe does.
+    """
+    output = run_flask(["connector", "register-webhooks"], env, logs)
+    secrets = dict(re.findall(r"^\s+(STRIPE_\w+_WEBHOOK_SECRET)=(whsec_\S+)$", output, re.M))
+    if len(secrets) != 2:
+        raise DemoError(f"register-webhooks did not print both signing secrets:\n{output}")
+    return secrets
 
 
-def send_charge_events(web_url: str, charges: Sequence[dict[str, Any]]) -> list[int]:
+def send_charge_events(web_url: str, charges: Sequence[dict[str, Any]], secret: str) -> list[int]:
     """Deliver ``charge.succeeded`` for each demo payment, as Stripe would; return statuses.
 
     The sandbox creates these charges through its control API, which emits no event, so the
-    demo plays Stripe's part here (signed with the operator secret).
+    demo plays Stripe's part here (signed with the operator endpoint's ``secret``).
     """
     statuses = []
     for charge in charges:
@@ -93,7 +89,7 @@ def send_charge_events(web_url: str, charges: Sequence[dict[str, Any]]) -> list[
             data=payload,
             headers={
                 "Content-Type": "application/json",
-                "Stripe-Signature": sign_payload(payload, OPERATOR_WEBHOOK_SECRET),
+                "Stripe-Signature": sign_payload(payload, secret),
             },
             timeout=30,
         )

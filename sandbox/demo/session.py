@@ -19,6 +19,7 @@ from sandbox.demo.environment import (
     create_admin,
     prepare_instance,
     prepare_redis,
+    run_doctor,
     upgrade_database,
 )
 from sandbox.demo.processes import (
@@ -79,15 +80,18 @@ class Demo:
         self.sink = NotificationSink(self.ports.notifications, self.logs / "notifications.log")
         self.operator_password = secrets.token_urlsafe(18)
         env = connector_env(self.ports, args.redis_url, self.database, self.operator_password)
+        self.say("registering the connector's webhook endpoints in the Stripe sandbox")
+        env.update(register_webhooks(env, self.logs))
         web = self.start("web", gunicorn_command(self.ports.web), env)
         self.say("building the database, the console user and the sellers' Stripe accounts")
         upgrade_database(env, self.logs)
         self.admin_password = create_admin(env, self.logs)
         run_flask(["connector", "sync-onboarding"], env, self.logs)
         wait_until_answering(f"{self.ports.web_url}/healthz", web)
-        register_webhooks(stripe, self.ports.web_url)
-        statuses = format_counts(Counter(send_charge_events(self.ports.web_url, charges)))
+        secret = env["STRIPE_OPERATOR_WEBHOOK_SECRET"]
+        statuses = format_counts(Counter(send_charge_events(self.ports.web_url, charges, secret)))
         self.say(f"customers paid: {len(charges)} charge.succeeded events ({statuses})")
+        self.report_setup(run_doctor(env, self.logs))
         simulator = SellerSimulator(stripe, self.say)
         simulator.step()
         self.env = env
@@ -97,6 +101,17 @@ class Demo:
         self.start("scheduler", flask_command("connector", "scheduler"), env)
         self.say("web, workers and scheduler started; a first run of every job is queued")
         return simulator
+
+    def report_setup(self, lines: list[str]) -> None:
+        """One line for ``connector doctor``'s verdict, plus each check that failed."""
+        levels = Counter(line.split(" ", 1)[0] for line in lines)
+        self.say(
+            f"setup checks (connector doctor): {format_counts(levels)}; "
+            "the console's dashboard shows them"
+        )
+        for line in lines:
+            if line.startswith("FAIL"):
+                self.say(f"  {line}")
 
     def catch_up(self) -> None:
         """Queue a second round as soon as the first is done, rather than wait for the next

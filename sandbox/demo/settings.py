@@ -11,8 +11,6 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/13"
 ADMIN_EMAIL = "admin@demo.example.com"
 MIRAKL_API_KEY = "demo-operator-key"
 STRIPE_SECRET_KEY = "sk_test_demo_connector"
-SELLERS_WEBHOOK_SECRET = "whsec_demo_sellers"
-OPERATOR_WEBHOOK_SECRET = "whsec_demo_operator"
 JOBS = (
     "sync-onboarding",
     "validate-pending-debit",

@@ -6,6 +6,8 @@
   collections are ``shops``, ``orders``, ``service_orders``, ``service_debits``, ``invoices``.
   Answers ``{"count": N, "ids": [...]}``.
 * ``PATCH /_sandbox/<collection>/<id>``: shallow-merge fields into one item (404 if unknown).
+* ``POST /_sandbox/additional_fields``: JSON list replacing the custom fields AF01 answers
+  (see :mod:`.additional_fields`; reset restores ``stripe-url`` and ``stripe-ignored``).
 * ``POST /_sandbox/s07_failures`` ``{"shop_ids": [...]}``: S07 answers ``shop_error`` for them.
 * ``GET /_sandbox/requests?path=&method=`` / ``DELETE /_sandbox/requests``: the API request
   log ``[{method, path, query, body, status, at, fault}]`` / clear it.

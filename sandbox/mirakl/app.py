@@ -20,7 +20,7 @@ from typing import Any
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from . import admin_api, invoices, orders, payments, services, shops
+from . import additional_fields, admin_api, invoices, orders, payments, services, shops
 from .common import (
     EXTENSION_KEY,
     ApiError,
@@ -79,7 +79,7 @@ def create_app(*, api_key: str | None = None, demo: bool = False) -> Flask:
     app.register_error_handler(Exception, _unexpected_error)
 
     app.add_url_rule("/api/version", "version", lambda: json_response({"version": API_VERSION}))
-    for module in (shops, orders, payments, services, invoices, admin_api):
+    for module in (shops, orders, payments, services, invoices, additional_fields, admin_api):
         app.register_blueprint(module.bp)
 
     app.wsgi_app = _PrefixStripper(app.wsgi_app)  # type: ignore[method-assign]

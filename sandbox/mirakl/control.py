@@ -46,6 +46,11 @@ class MiraklControl:
         """Make S07 answer a per-shop ``shop_error`` for these shops (``[]`` to stop)."""
         self._call("POST", "/s07_failures", json={"shop_ids": list(shop_ids)})
 
+    def set_additional_fields(self, fields: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Replace the custom fields AF01 answers (``make_additional_field`` builds one);
+        :meth:`reset` restores the defaults, ``stripe-url`` and ``stripe-ignored``."""
+        return self._call("POST", "/additional_fields", json=list(fields))["additional_fields"]
+
     def set_faults(self, **settings: Any) -> dict[str, Any]:
         """Replace the fault settings, e.g. ``set_faults(sequence=[429, 500, 200])``.
 

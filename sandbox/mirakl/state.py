@@ -12,6 +12,7 @@ import itertools
 import threading
 from typing import Any
 
+from .additional_fields import default_fields
 from .common import id_key
 
 #: collection name -> the item field holding its id
@@ -40,16 +41,18 @@ class Store:
         self.api_key: str | None = None
         self.s07_failures: set[str] = set()
         self.request_log: list[dict[str, Any]] = []
+        self.additional_fields: list[dict[str, Any]] = []  # AF01
         self._anonymous_ids = itertools.count(1)
         self.reset()
 
     def reset(self) -> None:
-        """Forget every item, setting and logged request."""
+        """Forget every item, setting and logged request; the default custom fields."""
         with self.lock:
             self.collections = {name: {} for name in COLLECTIONS}
             self.api_key = None
             self.s07_failures = set()
             self.request_log = []
+            self.additional_fields = default_fields()
 
     # --- items -------------------------------------------------------------------------------
 

@@ -55,6 +55,8 @@ def test_demo_reaches_its_promised_state_and_stops_cleanly(tmp_path: Path, redis
     assert transfers["CREATED"] >= 18 and transfers["ABORTED"] == 1 and transfers["ON_HOLD"] == 1
     assert payouts["CREATED"] >= 1 and payouts["ON_HOLD"] == 1
     assert "webhooks: account.updated processed 3, charge.succeeded processed 8" in output
+    # connector doctor ran at start, with the endpoints the demo registered: nothing failed.
+    assert re.search(r"setup checks \(connector doctor\): ok \d+, warn \d+;", output), output
 
     with sqlite3.connect(instance / "connector.db") as conn:
         reasons = dict(conn.execute("SELECT mirakl_id, status_reason FROM stripe_transfer"))
@@ -62,11 +64,13 @@ def test_demo_reaches_its_promised_state_and_stops_cleanly(tmp_path: Path, redis
         debited = conn.execute(
             "SELECT COUNT(*) FROM payment_mapping WHERE mirakl_debit_status = 'OK'"
         ).fetchone()[0]
+        setup = conn.execute("SELECT trigger, outcome FROM setup_check").fetchall()
     assert reasons["DEMO-1005-A"].startswith("Order currency EUR differs from the currency")
     assert reasons["DEMO-1006-A"].startswith("Transfer amount (8073) exceeds")
     assert reasons["DEMO-1008-A"] == "Order cannot be processed, status is CANCELED"
     assert payments == {"captured": 8}
     assert debited == 1
+    assert setup == [("cli", "warn")]  # shown on the console's dashboard
 
     # Every child process is gone: the web app no longer answers.
     try:

@@ -9,6 +9,7 @@ import click
 from flask.cli import AppGroup
 
 from webapp.jobs.admin_cli import create_admin_command
+from webapp.jobs.register_webhooks import register_webhooks_command
 from webapp.jobs.runner import run_job
 from webapp.jobs.scheduler import scheduler_command
 from webapp.jobs.table import job_modules
@@ -37,7 +38,9 @@ def _job_command(module: ModuleType) -> click.Command:
 
 
 for _module in job_modules():
-    connector_cli.add_command(_job_command(_module))
+    # A job whose command must not go through the runner (doctor) brings its own.
+    connector_cli.add_command(getattr(_module, "COMMAND", None) or _job_command(_module))
+connector_cli.add_command(register_webhooks_command)
 connector_cli.add_command(scheduler_command)
 connector_cli.add_command(worker_command)
 connector_cli.add_command(create_admin_command)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from webapp.jobs import (
+    doctor,
     monitor_kyc_status,
     notify_failed_operation,
     process_payout,
@@ -24,6 +25,7 @@ JOBS: dict[str, ModuleType] = {
     module.NAME: module
     for module in sorted(
         (
+            doctor,
             monitor_kyc_status,
             notify_failed_operation,
             process_payout,

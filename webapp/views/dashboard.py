@@ -12,7 +12,7 @@ import time
 from datetime import date, datetime
 from typing import Any
 
-from flask import current_app, flash, redirect, request, url_for
+from flask import abort, current_app, flash, redirect, request, url_for
 from flask_admin import AdminIndexView, BaseView, expose
 from flask_login import current_user
 from redis import RedisError
@@ -39,6 +39,8 @@ from webapp.models import (
 from webapp.services.access import audit
 from webapp.services.ledger.minor_units import format_amount
 from webapp.services.queueing.queues import ALL_QUEUES, get_queue
+from webapp.services.setup.checks import run_and_record
+from webapp.services.setup.results import Level, find_last_result
 from webapp.views.auth import SecuredMixin
 from webapp.views.console_charts import bar_chart, day_range
 from webapp.views.console_columns import format_duration
@@ -147,7 +149,30 @@ class DashboardView(SecuredMixin, AdminIndexView):
             chart_days=days,
             chart_windows=CHART_DAYS,
             charts=charts(days),
+            setup=find_last_result(),
+            can_check_setup=can_check_setup(),
         )
+
+    @expose("/setup/check", methods=["POST"])
+    def check_setup(self) -> Any:
+        """The "Run checks now" button: doctor runs in the request (its probes time out fast)."""
+        if not can_check_setup():
+            abort(403, "Only an admin can run the setup checks.")
+        results, stored = run_and_record("console")
+        log.info("setup check: run from the console by %s", current_user.email)
+        failed = sum(result.level is Level.FAIL for result in results)
+        if not stored:
+            flash("The checks ran but their result could not be stored: see the database.", "error")
+        elif failed:
+            flash(f"Setup checks: {failed} failed; see the setup panel.", "error")
+        else:
+            flash("Setup checks: nothing failed.", "success")
+        return redirect(url_for(".index"))
+
+
+def can_check_setup() -> bool:
+    """Admins run the setup checks; a user without a role (before roles exist) counts as one."""
+    return getattr(current_user, "role", "admin") == "admin"
 
 
 class JobsView(SecuredMixin, BaseView):

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
-from webapp.errors import MiraklError, MiraklRejected
+from webapp.errors import MiraklBadResponse, MiraklError, MiraklRejected
 from webapp.services.mirakl.fields import guess_id
 from webapp.services.mirakl.transport import MiraklTransport, batches
 from webapp.services.mirakl.types import (
+    AdditionalField,
     BadItem,
     Invoice,
     PendingDebit,
@@ -23,6 +24,7 @@ from webapp.services.mirakl.types import (
     ServiceOrder,
     Shop,
     ShopUpdateResult,
+    parse_additional_field,
     parse_invoice,
     parse_pending_debit,
     parse_pending_refund_order,
@@ -76,6 +78,14 @@ class MiraklClient(MiraklTransport):
         """V01: the Mirakl version, as a cheap reachability check."""
         body = self._get("V01", "/api/version")
         return str(body.get("version", "")) if isinstance(body, Mapping) else ""
+
+    def list_additional_fields(self, entity: str = "SHOP") -> list[AdditionalField | BadItem]:
+        """AF01: the marketplace's custom fields of one entity (shop fields by default)."""
+        body = self._get("AF01", "/api/additional_fields", {"entities": entity})
+        raws = body.get("additional_fields") if isinstance(body, Mapping) else None
+        if not isinstance(raws, list):
+            raise MiraklBadResponse("AF01: the answer has no additional_fields list", code="AF01")
+        return list(self._parsed("AF01", raws, parse_additional_field, "code"))
 
     def list_shops(
         self, *, updated_since: str | None = None, shop_ids: Sequence[int] | None = None

@@ -117,6 +117,36 @@ def parse_shop_return(data: Mapping[str, Any], sent_shop_id: int | None) -> Shop
     return ShopUpdateResult(opt_int(updated, "shop_id") or sent_shop_id, None)
 
 
+# ---------------------------------------------------------------- custom fields (AF01)
+
+
+@dataclass(frozen=True)
+class AdditionalField:
+    """One custom field: ``type`` (LINK, BOOLEAN, STRING, LIST...), ``entity`` (SHOP...) and
+    what a seller may do with it (``shop_permission``: READ_WRITE, READ_ONLY, INVISIBLE;
+    empty when Mirakl does not say)."""
+
+    code: str
+    type: str
+    entity: str
+    label: str = ""
+    required: bool = False
+    shop_permission: str = ""
+
+
+def parse_additional_field(data: Mapping[str, Any]) -> AdditionalField:
+    if not isinstance(data, Mapping):
+        raise MiraklDataError(f"expected an object, got {type(data).__name__}")
+    return AdditionalField(
+        code=req_str(data, "code"),
+        type=opt_str(data, "type").upper(),
+        entity=opt_str(data, "entity").upper(),
+        label=opt_str(data, "label"),
+        required=data.get("required") is True,
+        shop_permission=opt_str(data, "shop_permission").upper(),
+    )
+
+
 # ---------------------------------------------------------------- product orders (OR11)
 
 

@@ -431,6 +431,42 @@ class StripeGateway:
     def retrieve_balance(self, stripe_account: str | None = None) -> dict[str, Any]:
         return self._call("retrieve balance", "get", "/v1/balance", stripe_account=stripe_account)
 
+    # ------------------------------------------------------------ platform setup
+
+    def retrieve_platform_account(self) -> dict[str, Any]:
+        """The platform's own account (``GET /v1/account``): proves the key works."""
+        return self._call("retrieve platform account", "get", "/v1/account")
+
+    def find_any_connected_account(self) -> dict[str, Any] | None:
+        """One connected account, or None; Stripe refuses the call when the platform has not
+        signed up for Connect, which is what the setup check wants to know."""
+        page = self._call("list accounts", "get", "/v1/accounts", {"limit": 1})
+        data = page.get("data") or []
+        return data[0] if data else None
+
+    def list_webhook_endpoints(self) -> list[dict[str, Any]]:
+        """Every webhook endpoint of the platform (Stripe allows 16)."""
+        return list(self._list("/v1/webhook_endpoints", {}))
+
+    def create_webhook_endpoint(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """A new endpoint; the answer is the only one carrying its signing ``secret``.
+
+        No idempotency key of ours: the caller lists the endpoints before creating one, so
+        a create whose outcome was lost shows up in the next listing instead of repeating.
+        """
+        return self._call("create webhook endpoint", "post", "/v1/webhook_endpoints", params)
+
+    def update_webhook_endpoint(
+        self, endpoint_id: str, params: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Change an endpoint's ``enabled_events``, ``disabled``, ``description``..."""
+        return self._call(
+            "update webhook endpoint",
+            "post",
+            f"/v1/webhook_endpoints/{_segment(endpoint_id)}",
+            params,
+        )
+
     # ------------------------------------------------------------ webhooks
 
     @staticmethod

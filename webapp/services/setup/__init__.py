@@ -1,0 +1,2 @@
+"""Setup checks (``connector doctor``) and the Stripe webhook endpoints the connector needs
+(``connector register-webhooks``)."""
