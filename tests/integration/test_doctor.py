@@ -80,6 +80,7 @@ def test_a_right_setup_passes_and_is_stored(healthy: Flask) -> None:
     assert result.exit_code == 0, result.output
     assert {name: level for name, (level, _) in lines.items()} == {
         "configuration": "ok",
+        "session key": "warn",  # the test suite's APP_SECRET is short: a warning outside prod
         "database": "ok",
         "redis": "ok",
         "scheduler and workers": "warn",
@@ -262,6 +263,25 @@ def test_wrong_key_mode(make_app: Callable[..., Flask], secrets: dict[str, str])
     )
     _, prod = run_doctor(make_app(APP_ENV="prod", **secrets))
     assert prod["stripe mode"][0] == "warn"  # unset STRIPE_MODE: only a hint
+
+
+@pytest.mark.parametrize(
+    ("app_secret", "needle"),
+    [
+        ("short-secret", "APP_SECRET is 12 characters long"),
+        ("operator-password", "must not reuse OPERATOR_PASSWORD"),
+    ],
+)
+def test_session_key_fails_in_production(
+    make_app: Callable[..., Flask], secrets: dict[str, str], app_secret: str, needle: str
+) -> None:
+    result, lines = run_doctor(make_app(APP_ENV="prod", APP_SECRET=app_secret, **secrets))
+    assert result.exit_code == 1
+    level, message = lines["session key"]
+    assert level == "FAIL" and needle in message
+    assert app_secret not in result.output
+    _, sound = run_doctor(make_app(APP_ENV="prod", APP_SECRET="x" * 48, **secrets))
+    assert sound["session key"] == ("ok", "APP_SECRET is a dedicated secret")
 
 
 def test_rejected_stripe_key(healthy: Flask, stripe: StripeControl) -> None:

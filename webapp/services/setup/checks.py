@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from webapp.clock import utcnow
+from webapp.config import app_secret_problem
 from webapp.db_cli import MIGRATIONS_DIR
 from webapp.errors import ConnectorError, MiraklRejected, StripeRefused
 from webapp.extensions import db
@@ -75,9 +76,18 @@ def run_checks(*, send_test_mail: bool = False) -> list[CheckResult]:
 
 
 def check_configuration() -> list[CheckResult]:
-    """The app started, so every variable parsed; say which public URL it serves."""
+    """The app started, so every variable parsed; say which public URL it serves, and
+    whether the console's session key is a dedicated secret (docs/security.md)."""
     cfg = current_app.config
-    return [ok("configuration", f"valid; public URL {cfg['PUBLIC_BASE_URL']}")]
+    results = [ok("configuration", f"valid; public URL {cfg['PUBLIC_BASE_URL']}")]
+    problem = app_secret_problem(cfg)
+    if problem is None:
+        results.append(ok("session key", "APP_SECRET is a dedicated secret"))
+    elif cfg["DEBUG_ENV"]:
+        results.append(warn("session key", problem))
+    else:
+        results.append(fail("session key", f"{problem}; console sessions could be forged"))
+    return results
 
 
 def check_database() -> list[CheckResult]:
