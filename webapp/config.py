@@ -216,10 +216,16 @@ SECRET_NAMES = tuple(s.name for s in SETTINGS if s.parse in (_secret, _stripe_ke
 
 
 def _raw_value(setting: Setting, env: Mapping[str, str]) -> str | None:
-    for name in (setting.name, *setting.aliases):
-        if name in env:
-            return env[name]
-    return setting.default
+    """The setting's raw value: the first of its name and deprecated aliases that is set.
+
+    An empty value counts as unset when an alias holds one, as in the reference, where
+    ``STRIPE_SELLERS_WEBHOOK_SECRET=""`` falls back on ``STRIPE_WEBHOOK_SECRET``.
+    """
+    present = [env[name] for name in (setting.name, *setting.aliases) if name in env]
+    for raw in present:
+        if raw.strip():
+            return raw
+    return present[0] if present else setting.default
 
 
 def normalize_database_url(raw: str) -> str:
@@ -270,8 +276,8 @@ def load_config(env: Mapping[str, str], *, instance_path: str) -> dict[str, Any]
     cfg["STRIPE_MAX_RPS"] = stripe_max_rps(cfg["STRIPE_MAX_RPS"], cfg["STRIPE_CLIENT_SECRET"])
     if not cfg["REDIRECT_ONBOARDING"]:
         cfg["REDIRECT_ONBOARDING"] = cfg["MIRAKL_HOST_NAME"] + "/mmp/shop/account/shop"
-    if cfg["ENABLE_PAYMENT_TAX_SPLIT"] and not cfg["STRIPE_TAX_ACCOUNT"]:
-        raise ConfigError("STRIPE_TAX_ACCOUNT is required when ENABLE_PAYMENT_TAX_SPLIT is true")
+    # Tax split without STRIPE_TAX_ACCOUNT starts, as in the reference: only the ``_TAX``
+    # transfers wait, ON_HOLD "No stripe account ID provided".
 
     # Sessions must survive restarts; without APP_SECRET derive a stable one from other secrets.
     app_secret = (
