@@ -7,8 +7,9 @@ from flask import Flask
 
 def register_views(app: Flask) -> None:
     """Register every blueprint of the app."""
-    from webapp.views import api, auth, console, health, public, rq_monitor
+    from webapp.views import api, auth, console, cors, health, public, rq_monitor
 
+    cors.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(public.bp)
     app.register_blueprint(api.bp)

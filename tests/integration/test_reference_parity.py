@@ -1,0 +1,190 @@
+"""Behaviours where the connector follows the PHP reference 4.1.1 (issue 17), end to end
+against the sandboxes: deprecated variables, tax split without a tax account, orders without
+a shop, idempotency keys on links, the pinned Stripe API version and app info, CORS."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import select
+
+from sandbox.mirakl.demo import make_product_order, make_shop
+from sandbox.stripe.events import make_event, sign_payload
+from webapp.extensions import db
+from webapp.models import AccountMapping, StripeTransfer
+from webapp.services.clients import get_stripe
+from webapp.services.stripe_gateway import STRIPE_API_VERSION
+
+SPLIT_ON = {"ENABLE_PRODUCT_PAYMENT_SPLIT": "true"}
+
+
+def connect_shop(shop_id: int) -> str:
+    account = get_stripe().create_account(
+        {"type": "express", "country": "FR"}, idempotency_key=f"test-parity-account-{shop_id}"
+    )
+    db.session.add(AccountMapping(mirakl_shop_id=shop_id, stripe_account_id=account["id"]))
+    db.session.commit()
+    return account["id"]
+
+
+def transfer_rows() -> dict[str, tuple[str, str | None]]:
+    db.session.expire_all()
+    return {
+        r.mirakl_id: (r.status, r.status_reason)
+        for r in db.session.execute(select(StripeTransfer)).scalars()
+    }
+
+
+def process_transfer(app) -> None:
+    result = app.test_cli_runner().invoke(args=["connector", "process-transfer"])
+    assert result.exit_code == 0, result.output
+    db.session.rollback()
+
+
+# ---------------------------------------------------------------- deprecated variables
+
+
+def test_empty_sellers_secret_falls_back_on_the_deprecated_webhook_secret(make_app, stripe):
+    app = make_app(STRIPE_SELLERS_WEBHOOK_SECRET="", STRIPE_WEBHOOK_SECRET="whsec_legacy")
+    event = make_event("payout.failed", {"id": "po_unknown", "object": "payout"})
+    payload = json.dumps(event).encode()
+
+    response = app.test_client().post(
+        "/api/public/webhook/sellers",
+        data=payload,
+        headers={"Stripe-Signature": sign_payload(payload, "whsec_legacy")},
+        content_type="application/json",
+    )
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_data(as_text=True) == "Ignoring payout.failed event for unknown payout."
+
+
+def test_empty_split_flag_falls_back_on_the_deprecated_one(make_app, mirakl, stripe):
+    app = make_app(ENABLE_PRODUCT_PAYMENT_SPLIT="", ENABLES_AUTOMATIC_TRANSFER_CREATION="true")
+    with app.app_context():
+        connect_shop(1)
+        mirakl.add_orders([make_product_order("DEP-1-A")])
+
+        process_transfer(app)
+
+        assert transfer_rows() == {"DEP-1-A": ("TRANSFER_CREATED", None)}
+
+
+# ---------------------------------------------------------------- transfers
+
+
+def test_tax_split_without_tax_account_holds_only_the_tax_transfers(make_app, mirakl, stripe):
+    app = make_app(**SPLIT_ON, ENABLE_PAYMENT_TAX_SPLIT="true", STRIPE_TAX_ACCOUNT="")
+    with app.app_context():
+        connect_shop(1)
+        mirakl.add_orders([make_product_order("TAX-1-A"), make_product_order("TAX-2-A")])
+
+        process_transfer(app)
+
+        assert transfer_rows() == {
+            "TAX-1-A": ("TRANSFER_CREATED", None),
+            "TAX-2-A": ("TRANSFER_CREATED", None),
+            "TAX-1-A_TAX": ("TRANSFER_ON_HOLD", "No stripe account ID provided"),
+            "TAX-2-A_TAX": ("TRANSFER_ON_HOLD", "No stripe account ID provided"),
+        }
+        sent = {t["metadata"]["miraklId"]: t["amount"] for t in stripe.objects("transfers")}
+        assert sent == {"TAX-1-A": 7205, "TAX-2-A": 7205}  # seller part, taxes held back
+
+
+def test_order_without_shop_id_is_held_with_the_reference_reason(make_app, mirakl, stripe):
+    app = make_app(**SPLIT_ON)
+    with app.app_context():
+        connect_shop(1)
+        mirakl.add_orders(
+            [make_product_order("NOSHOP-1-A", shop_id=None), make_product_order("SHOP-1-A")]
+        )
+
+        process_transfer(app)
+
+        assert transfer_rows() == {
+            "NOSHOP-1-A": ("TRANSFER_ON_HOLD", "No shop ID provided"),
+            "SHOP-1-A": ("TRANSFER_CREATED", None),
+        }
+        assert [t["metadata"]["miraklId"] for t in stripe.objects("transfers")] == ["SHOP-1-A"]
+
+
+# ---------------------------------------------------------------- Stripe requests
+
+
+def test_links_carry_derived_idempotency_keys_and_every_request_the_pinned_version(
+    app, runner, client, mirakl, stripe
+):
+    mirakl.add_shops([make_shop(1)])
+    assert runner.invoke(args=["connector", "sync-onboarding"]).exit_code == 0
+    mapping = db.session.execute(select(AccountMapping)).scalar_one()
+    stripe.complete_onboarding(mapping.stripe_account_id)
+    assert client.get(f"/api/public/onboarding/refresh?token={mapping.onboarding_token}")
+
+    acct = mapping.stripe_account_id
+    journal = stripe.requests()
+    (account_link,) = [r for r in journal if r["path"] == "/v1/account_links"]
+    (login_link,) = [r for r in journal if r["path"].endswith("/login_links")]
+    assert account_link["idempotency_key"].startswith(f"mirakl-connector:account-link:{acct}:")
+    assert login_link["idempotency_key"].startswith(f"mirakl-connector:login-link:{acct}:")
+    assert {r["stripe_version"] for r in journal} == {STRIPE_API_VERSION}
+    for entry in journal:
+        assert "MiraklConnector/" in entry["user_agent"]
+        application = json.loads(entry["client_user_agent"])["application"]
+        assert application["name"] == "MiraklConnector"
+
+
+# ---------------------------------------------------------------- CORS
+
+
+@pytest.mark.parametrize(
+    ("origin", "allowed"),
+    [
+        ("http://localhost", True),
+        ("https://localhost:8080", True),
+        ("HTTP://LOCALHOST:3000", True),
+        ("https://evil.example.com", False),
+        ("http://localhost.evil.example.com", False),
+    ],
+)
+def test_cors_on_api_follows_the_default_origin_regex(client, origin, allowed):
+    preflight = client.options(
+        "/api/transfers",
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "X-AUTH-TOKEN",
+        },
+    )
+    get = client.get(
+        "/api/transfers",
+        headers={"Origin": origin, "X-AUTH-TOKEN": "operator-password", "Accept": "application/json"},
+    )
+
+    assert preflight.status_code == 200
+    assert get.status_code == 200
+    if allowed:
+        assert preflight.headers["Access-Control-Allow-Origin"] == origin
+        assert "X-AUTH-TOKEN" in preflight.headers["Access-Control-Allow-Headers"].upper()
+        assert get.headers["Access-Control-Allow-Origin"] == origin
+        assert get.headers["Access-Control-Expose-Headers"] == "Link"
+    else:
+        assert "Access-Control-Allow-Origin" not in preflight.headers
+        assert "Access-Control-Allow-Origin" not in get.headers
+
+
+def test_cors_origin_comes_from_the_setting_and_stays_off_the_console(make_app):
+    client = make_app(CORS_ALLOW_ORIGIN=r"^https://shop\.example\.com$").test_client()
+    origin = {"Origin": "https://shop.example.com"}
+
+    api = client.get("/api/transfers", headers={**origin, "X-AUTH-TOKEN": "operator-password"})
+    local = client.get(
+        "/api/transfers",
+        headers={"Origin": "http://localhost", "X-AUTH-TOKEN": "operator-password"},
+    )
+    console = client.get("/login", headers=origin)
+
+    assert api.headers["Access-Control-Allow-Origin"] == "https://shop.example.com"
+    assert "Access-Control-Allow-Origin" not in local.headers
+    assert "Access-Control-Allow-Origin" not in console.headers
