@@ -95,7 +95,9 @@ def redis_url() -> Iterator[str]:
         if claims.set(f"connector-test-claim:{index}", token, nx=True, ex=3600):
             break
     else:
-        pytest.exit(f"no free Redis database index for tests (1-{count - 1} all claimed)", returncode=3)
+        pytest.exit(
+            f"no free Redis database index for tests (1-{count - 1} all claimed)", returncode=3
+        )
     url = f"{REDIS_SERVER}/{index}"
     redis.Redis.from_url(url).flushdb()
     yield url

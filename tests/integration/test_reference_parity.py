@@ -159,7 +159,11 @@ def test_cors_on_api_follows_the_default_origin_regex(client, origin, allowed):
     )
     get = client.get(
         "/api/transfers",
-        headers={"Origin": origin, "X-AUTH-TOKEN": "operator-password", "Accept": "application/json"},
+        headers={
+            "Origin": origin,
+            "X-AUTH-TOKEN": "operator-password",
+            "Accept": "application/json",
+        },
     )
 
     assert preflight.status_code == 200
