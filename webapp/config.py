@@ -328,9 +328,11 @@ def engine_options(url: str) -> dict[str, Any]:
 def secret_values(cfg: Mapping[str, Any]) -> list[str]:
     """Every secret's clear value, for the log redaction filter."""
     values = [cfg[name].reveal() for name in SECRET_NAMES if cfg.get(name)]
-    password = urlsplit(cfg["MAILER_DSN"].reveal()).password
-    if password:
-        values.append(password)
+    # Every DSN of MAILER_DSN (failover(…) holds several); a provider DSN such as
+    # sendgrid+smtp://KEY@default carries its key as the user name.
+    for dsn in re.split(r"[\s()]+", cfg["MAILER_DSN"].reveal()):
+        parts = urlsplit(dsn)
+        values += [v for v in (parts.username, parts.password) if v and parts.netloc]
     db_password = urlsplit(cfg["SQLALCHEMY_DATABASE_URI"]).password
     if db_password:
         values.append(db_password)
