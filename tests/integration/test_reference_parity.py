@@ -5,14 +5,16 @@ a shop, idempotency keys on links, the pinned Stripe API version and app info, C
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from sandbox.mirakl.demo import make_product_order, make_shop
 from sandbox.stripe.events import make_event, sign_payload
+from webapp.clock import utcnow
 from webapp.extensions import db
-from webapp.models import AccountMapping, StripeTransfer
+from webapp.models import AccountMapping, Lease, StripeTransfer
 from webapp.services.clients import get_stripe
 from webapp.services.stripe_gateway import STRIPE_API_VERSION
 
@@ -192,3 +194,43 @@ def test_cors_origin_comes_from_the_setting_and_stays_off_the_console(make_app):
     assert api.headers["Access-Control-Allow-Origin"] == "https://shop.example.com"
     assert "Access-Control-Allow-Origin" not in local.headers
     assert "Access-Control-Allow-Origin" not in console.headers
+
+
+# ---------------------------------------------------------------- critical-error e-mail
+
+
+def test_a_failed_run_mails_the_critical_error_once_per_job_and_hour(make_app, mirakl, smtp):
+    app = make_app(
+        **SPLIT_ON,
+        ENABLE_PRODUCT_PAYMENT_REFUND="true",
+        MAILER_DSN=smtp.dsn,
+        TECHNICAL_ALERT_EMAIL="ops@example.com",
+        MIRAKL_MAX_RETRIES="0",
+    )
+    mirakl.set_faults(error_rate=1.0)
+    runner = app.test_cli_runner()
+    with app.app_context():
+        for _ in range(3):  # a job failing on every run…
+            assert runner.invoke(args=["connector", "process-transfer"]).exit_code == 1
+        assert runner.invoke(args=["connector", "process-refund"]).exit_code == 1
+
+        subjects = [m["Subject"] for m in smtp.messages]
+        assert len(subjects) == 2  # …mails once; another job mails on its own
+        assert subjects[0].startswith("[Stripe-Mirakl] An Error Occurred! OR11 GET /api/orders")
+        assert subjects[1].startswith("[Stripe-Mirakl] An Error Occurred! PA12 GET")
+        body = smtp.messages[0].get_body(("plain",)).get_content()
+        assert "Job: process-transfer (run #" in body
+        assert "HTTP 500" in body
+
+        # Once the hour has passed, the next failure mails again.
+        db.session.execute(update(Lease).values(expires_at=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+        assert runner.invoke(args=["connector", "process-transfer"]).exit_code == 1
+        assert len(smtp.messages) == 3
+
+
+def test_a_run_that_completes_mails_nothing(make_app, mirakl, stripe, smtp):
+    app = make_app(**SPLIT_ON, MAILER_DSN=smtp.dsn, TECHNICAL_ALERT_EMAIL="ops@example.com")
+    with app.app_context():
+        assert app.test_cli_runner().invoke(args=["connector", "process-transfer"]).exit_code == 0
+    assert smtp.messages == []
