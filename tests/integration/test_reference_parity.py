@@ -12,13 +12,15 @@ from sqlalchemy import select, update
 
 from sandbox.mirakl.demo import make_product_order, make_shop
 from sandbox.stripe.events import make_event, sign_payload
+from tests.integration import test_process_refund as refunds_e2e
 from webapp.clock import utcnow
 from webapp.extensions import db
-from webapp.models import AccountMapping, Lease, StripeTransfer
+from webapp.models import AccountMapping, Lease, Notification, StripeTransfer
 from webapp.services.clients import get_stripe
 from webapp.services.stripe_gateway import STRIPE_API_VERSION
 
 SPLIT_ON = {"ENABLE_PRODUCT_PAYMENT_SPLIT": "true"}
+REFUND_FLAGS = {"ENABLE_PRODUCT_PAYMENT_REFUND": "true"}
 
 
 def connect_shop(shop_id: int) -> str:
@@ -234,3 +236,41 @@ def test_a_run_that_completes_mails_nothing(make_app, mirakl, stripe, smtp):
     with app.app_context():
         assert app.test_cli_runner().invoke(args=["connector", "process-transfer"]).exit_code == 0
     assert smtp.messages == []
+
+
+# ---------------------------------------------------------------- refunds: PA02 unavailable
+
+
+@pytest.mark.parametrize("fault", [500, "drop"], ids=["5xx", "connection lost"])
+@pytest.mark.parametrize("validated_meanwhile", [False, True], ids=["still listed", "applied"])
+def test_pa02_unavailable_fails_the_refund_notifies_then_validates_once(
+    make_app, mirakl, stripe, fault, validated_meanwhile
+):
+    app = make_app(**REFUND_FLAGS, MIRAKL_MAX_RETRIES="0")
+    with app.app_context():
+        charge = stripe.create_charge(amount=8472, currency="eur")
+        refunds_e2e.split(refunds_e2e.seller(), charge["id"])
+        mirakl.add_orders([refunds_e2e.product_order_with_refund()])
+        # PA12 answers; PA02 fails (no retries left: the client's are spent).
+        mirakl.set_faults(sequence=[200, fault], paths=[refunds_e2e.PA_PATH])
+
+        refunds_e2e.run_refunds(app)
+
+        row = refunds_e2e.refund_row()
+        assert row.status == "REFUND_FAILED"
+        assert row.status_reason.startswith("Mirakl validation failed: PA02 PUT")
+        assert row.stripe_refund_id == refunds_e2e.stripe_refunds(stripe)[0]["id"]
+        (note,) = db.session.execute(select(Notification)).scalars()
+        assert note.type == "refund.failed"
+        assert json.loads(note.payload)["failedReason"] == row.status_reason
+
+        mirakl.clear_faults()
+        if validated_meanwhile:  # the PA02 had reached Mirakl: PA12 no longer lists it
+            mirakl.add_orders([refunds_e2e.product_order_with_refund(state="REFUNDED")])
+
+        refunds_e2e.run_refunds(app)
+
+        row = refunds_e2e.refund_row()
+        assert (row.status, row.status_reason) == ("REFUND_CREATED", None)
+        assert row.mirakl_validation_time is not None
+        assert len(stripe.requests(path_prefix="/v1/refunds", method="POST")) == 1
