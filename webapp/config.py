@@ -198,6 +198,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAIL_ON_NOTIFICATION_ENDPOINT_DOWN_COOLDOWN", "10", _int),
     Setting("CORS_ALLOW_ORIGIN", r"^https?://localhost(:[0-9]+)?$", _regex),
     # Ours, beyond the reference.
+    Setting("ENABLE_SERVICE_PAYMENT_VALIDATION", "false", _bool),  # SPA11/SPA01 + capture
     Setting("LOG_FORMAT", "text", _log_format),
     Setting("MIRAKL_TIMEOUT", "30", _float),
     Setting("MIRAKL_MAX_RETRIES", "5", _int),
