@@ -12,7 +12,7 @@ order and its peak memory. It also checks the result: exactly one transfer per o
 order to pay (start-up, imports, the empty Mirakl call), divided by N; the figure with
 start-up included is printed too. ``--stacks`` needs ``pip install py-spy``.
 
-Not a test: figures depend on the machine. The README reports measured figures.
+Not a test: figures depend on the machine. docs/benchmark.md reports measured figures.
 """
 
 from __future__ import annotations

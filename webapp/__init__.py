@@ -11,8 +11,10 @@ from flask import Flask
 from webapp.config import load_config, secret_values
 from webapp.db_cli import db_cli
 from webapp.extensions import db
+from webapp.jobs.cli import connector_cli
 from webapp.logs import configure_logging
-from webapp.services import mailer
+from webapp.services.notify import mailer
+from webapp.views import auth, register_views
 
 
 def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
@@ -36,10 +38,6 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
 
     db.init_app(app)
     mailer.init_app(app)
-
-    from webapp import models  # noqa: F401  (registers the tables with the metadata)
-    from webapp.jobs.cli import connector_cli
-    from webapp.views import auth, register_views
 
     auth.init_app(app)
     register_views(app)

@@ -1,6 +1,6 @@
 """Configuration: the only module that reads environment variables.
 
-Names and defaults are the reference connector's (reference-connector.md §10) plus ours.
+Names and defaults are the reference connector's (docs/configuration.md) plus ours.
 Everything is parsed and validated once, at start-up; a bad value raises ``ConfigError``
 with one line naming the variable. Secrets are wrapped in ``Secret`` so that they never
 show up in a repr, a log line or an error page.

@@ -1,6 +1,6 @@
 """Database models: columns, relationships and status enums. No rules, no API calls.
 
-Table and column names follow the reference connector (reference-connector.md §2) so an
+Table and column names follow the reference connector (docs/reference-behaviour.md) so an
 operator's data maps one to one; columns marked "ours" are what exactly-once money movement,
 the console and the audit need beyond it. Status values are stored as the contract's strings.
 """
@@ -186,7 +186,7 @@ class PaymentMapping(Timestamps, MoneyAttempt, db.Model):
     mirakl_commercial_order_id: Mapped[str | None] = mapped_column(String(255), index=True)
     stripe_charge_id: Mapped[str] = mapped_column(String(255), unique=True)
     status: Mapped[str] = mapped_column(
-        String(32), default=PaymentMappingStatus.TO_CAPTURE.value, index=True
+        String(32), default=PaymentMappingStatus.TO_CAPTURE, index=True
     )
     stripe_amount: Mapped[int | None] = mapped_column(Integer)
     # Ours
@@ -237,7 +237,7 @@ class StripeRefund(Timestamps, MoneyAttempt, db.Model):
     __tablename__ = "stripe_refund"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    type: Mapped[str] = mapped_column(String(32), default=RefundType.PRODUCT_ORDER.value)
+    type: Mapped[str] = mapped_column(String(32), default=RefundType.PRODUCT_ORDER)
     amount: Mapped[int | None] = mapped_column(Integer)
     currency: Mapped[str | None] = mapped_column(String(3))
     mirakl_refund_id: Mapped[str] = mapped_column(String(255), unique=True)
@@ -312,7 +312,7 @@ class JobRun(db.Model):
     trigger: Mapped[str] = mapped_column(String(16))  # cli, scheduler, console
     started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
-    outcome: Mapped[str] = mapped_column(String(16), default=JobOutcome.RUNNING.value, index=True)
+    outcome: Mapped[str] = mapped_column(String(16), default=JobOutcome.RUNNING, index=True)
     summary: Mapped[str | None] = mapped_column(Text)
     counts: Mapped[str | None] = mapped_column(Text)  # JSON object: stage → {status: count}
     error: Mapped[str | None] = mapped_column(String(REASON_LENGTH))
@@ -344,9 +344,7 @@ class WebhookEvent(db.Model):
     endpoint: Mapped[str] = mapped_column(String(16))  # sellers, operator
     account: Mapped[str | None] = mapped_column(String(255))
     payload: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(
-        String(16), default=WebhookEventStatus.RECEIVED.value, index=True
-    )
+    status: Mapped[str] = mapped_column(String(16), default=WebhookEventStatus.RECEIVED, index=True)
     error: Mapped[str | None] = mapped_column(String(REASON_LENGTH))
     received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     processed_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -364,9 +362,7 @@ class Notification(db.Model):
     type: Mapped[str] = mapped_column(String(32), index=True)
     dedupe_key: Mapped[str] = mapped_column(String(255), unique=True)
     payload: Mapped[str] = mapped_column(Text)  # JSON
-    status: Mapped[str] = mapped_column(
-        String(16), default=NotificationStatus.PENDING.value, index=True
-    )
+    status: Mapped[str] = mapped_column(String(16), default=NotificationStatus.PENDING, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_error: Mapped[str | None] = mapped_column(String(REASON_LENGTH))
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime)

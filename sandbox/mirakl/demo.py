@@ -1,6 +1,7 @@
 """Builders of realistic Mirakl items for tests and the demo (pure functions, JSON-ready dicts).
 
-Shapes follow the reference connector's fixtures (``reference-connector.md`` §13). Amounts may be
+Shapes follow the reference connector's fixtures
+(docs/reference-behaviour.md#worked-examples). Amounts may be
 given as ``Decimal``, ``str``, ``int`` or ``float`` and come out as JSON numbers. Defaults
 reproduce the spec's worked example:
 

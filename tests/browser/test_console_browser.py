@@ -2,7 +2,7 @@
 
 The app is served over HTTP by werkzeug in a thread; Stripe and Mirakl are the sandboxes;
 money jobs run in an RQ worker (burst) in the test's app context. Set
-``UPDATE_SCREENSHOTS=1`` to refresh the README's screenshots in ``docs/screenshots``.
+``UPDATE_SCREENSHOTS=1`` to refresh the screenshots in ``docs/screenshots``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from werkzeug.serving import make_server
 
 from sandbox.mirakl.demo import make_product_order
 from webapp.extensions import db
-from webapp.jobs.queues import JOBS_QUEUE, MONEY_QUEUE, get_queue
 from webapp.jobs.scheduler import RUN_ID_PREFIX
 from webapp.jobs.worker import make_worker
 from webapp.models import (
@@ -33,8 +32,9 @@ from webapp.models import (
     TransferStatus,
     TransferType,
 )
-from webapp.services import transitions
 from webapp.services.clients import get_stripe
+from webapp.services.ledger import transitions
+from webapp.services.queueing.queues import JOBS_QUEUE, MONEY_QUEUE, get_queue
 from webapp.views.auth import create_user
 
 pytestmark = pytest.mark.browser
@@ -236,7 +236,7 @@ def test_operator_retries_failed_transfers_and_runs_a_job(
     assert (run.job, run.trigger, run.outcome) == ("process-transfer", "console", "succeeded")
     assert len(stripe.objects("transfers")) == 3  # nothing paid twice
 
-    # Screenshots for the README, with a few more demo rows.
+    # Screenshots for docs/console.md, with a few more demo rows.
     add_demo_rows(mapping)
     page.goto(f"{live_url}/console/")
     assert "succeeded" in page.inner_text("#last-runs")

@@ -30,10 +30,10 @@ from rq.registry import StartedJobRegistry
 
 from sandbox.stripe.control import StripeControl
 from webapp.extensions import db
-from webapp.jobs import get_job
-from webapp.jobs.queues import MONEY_QUEUE
 from webapp.jobs.runner import run_job
+from webapp.jobs.table import get_job
 from webapp.jobs.worker import make_worker
+from webapp.services.queueing.queues import MONEY_QUEUE
 
 ROOT = Path(__file__).resolve().parents[2]
 TRIALS = int(os.environ.get("CHAOS_TRIALS", "6"))

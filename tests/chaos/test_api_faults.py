@@ -37,9 +37,9 @@ from webapp.models import (
     TransferStatus,
     TransferType,
 )
-from webapp.services import transitions
 from webapp.services.clients import get_stripe
-from webapp.services.idempotency import idempotency_key
+from webapp.services.ledger import transitions
+from webapp.services.ledger.keys import idempotency_key
 
 pytestmark = pytest.mark.chaos
 

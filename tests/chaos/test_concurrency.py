@@ -24,11 +24,9 @@ from sqlalchemy import func, select
 from sandbox.mirakl.demo import make_invoice, make_product_order
 from sandbox.stripe.events import sign_payload
 from webapp.extensions import db
-from webapp.jobs import get_job
-from webapp.jobs.money import run_money_job
-from webapp.jobs.queues import MONEY_QUEUE, get_queue
 from webapp.jobs.runner import run_job
 from webapp.jobs.scheduler import enqueue_run
+from webapp.jobs.table import get_job
 from webapp.jobs.worker import make_worker
 from webapp.models import (
     AccountMapping,
@@ -40,8 +38,10 @@ from webapp.models import (
     TransferType,
     WebhookEvent,
 )
-from webapp.services import attempts, transitions
 from webapp.services.clients import get_stripe
+from webapp.services.dispatch.money_jobs import run_money_job
+from webapp.services.ledger import attempts, transitions
+from webapp.services.queueing.queues import MONEY_QUEUE, get_queue
 
 pytestmark = pytest.mark.chaos
 
@@ -206,7 +206,7 @@ def test_four_workers_drain_one_money_queue_exactly_once(
         mapping_id = db.session.execute(select(AccountMapping.id)).scalar_one()
         ids = pending_transfers(mapping_id, count)
         queue = get_queue(MONEY_QUEUE)
-        from webapp.jobs.money import dispatch
+        from webapp.services.dispatch.money_jobs import dispatch
 
         assert dispatch("transfer", ids, inline=False) == count
         assert dispatch("transfer", ids, inline=False) == 0  # unique job ids

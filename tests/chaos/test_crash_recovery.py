@@ -28,10 +28,8 @@ from sandbox.mirakl.demo import make_invoice, make_product_order, make_refund_li
 from sandbox.stripe.control import StripeControl
 from tests.chaos import harness
 from webapp.extensions import db
-from webapp.jobs import get_job
-from webapp.jobs.money import job_id
-from webapp.jobs.queues import MONEY_QUEUE, get_queue
 from webapp.jobs.runner import run_job
+from webapp.jobs.table import get_job
 from webapp.models import (
     AccountMapping,
     JobRun,
@@ -43,8 +41,10 @@ from webapp.models import (
     TransferStatus,
     TransferType,
 )
-from webapp.services import transitions
 from webapp.services.clients import get_stripe
+from webapp.services.dispatch.money_jobs import job_id
+from webapp.services.ledger import transitions
+from webapp.services.queueing.queues import MONEY_QUEUE, get_queue
 
 pytestmark = pytest.mark.chaos
 

@@ -45,10 +45,10 @@ from webapp.models import (
     StripeRefund,
     StripeTransfer,
 )
-from webapp.services import mirakl_fields as mf
-from webapp.services import mirakl_types as mt
 from webapp.services.clients import get_stripe
-from webapp.services.money import to_minor
+from webapp.services.ledger.minor_units import to_minor
+from webapp.services.mirakl import fields as mf
+from webapp.services.mirakl import types as mt
 
 # Hypothesis' failure report touches mypy_extensions, deprecated: not our warning to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:mypy_extensions.TypedDict:DeprecationWarning")

@@ -30,8 +30,8 @@ from webapp.models import (
     WebhookEvent,
     WebhookEventStatus,
 )
-from webapp.services import transitions
 from webapp.services.clients import get_stripe
+from webapp.services.ledger import transitions
 
 pytestmark = pytest.mark.filterwarnings("ignore:mypy_extensions.TypedDict:DeprecationWarning")
 

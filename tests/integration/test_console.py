@@ -14,8 +14,6 @@ from sqlalchemy import select
 from sandbox.mirakl.demo import make_product_order
 from webapp.clock import utcnow
 from webapp.extensions import db
-from webapp.jobs.money import job_id
-from webapp.jobs.queues import JOBS_QUEUE, MONEY_QUEUE, get_queue
 from webapp.jobs.scheduler import RUN_ID_PREFIX
 from webapp.models import (
     AccountMapping,
@@ -28,8 +26,11 @@ from webapp.models import (
     TransferStatus,
     TransferType,
 )
-from webapp.services import retries, transitions
 from webapp.services.clients import get_stripe
+from webapp.services.dispatch import retries
+from webapp.services.dispatch.money_jobs import job_id
+from webapp.services.ledger import transitions
+from webapp.services.queueing.queues import JOBS_QUEUE, MONEY_QUEUE, get_queue
 from webapp.views.auth import REFUSED, create_user
 
 EMAIL, PASSWORD = "ops@example.com", "correct horse battery"

@@ -27,7 +27,7 @@ from webapp.models import (
     TransferStatus,
     TransferType,
 )
-from webapp.services import checkpoints, leases, transitions
+from webapp.services.ledger import checkpoints, leases, transitions
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])

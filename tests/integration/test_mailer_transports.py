@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from webapp.services import mailer
+from webapp.services.notify import mailer
 
 ALERTS = {"TECHNICAL_ALERT_EMAIL": "ops@example.com", "TECHNICAL_ALERT_EMAIL_FROM": "c@example.com"}
 

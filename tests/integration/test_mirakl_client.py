@@ -8,8 +8,8 @@ import pytest
 
 from sandbox.mirakl import demo
 from webapp.errors import MiraklRejected, MiraklUnavailable
-from webapp.services.mirakl import MiraklClient
-from webapp.services.mirakl_types import BadItem, ProductOrder
+from webapp.services.mirakl.client import MiraklClient
+from webapp.services.mirakl.types import BadItem, ProductOrder
 
 KEY = "mirakl-operator-key"
 

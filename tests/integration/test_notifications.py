@@ -19,7 +19,6 @@ from sqlalchemy import select
 from sandbox.mirakl.demo import make_shop
 from sandbox.stripe.events import make_event, sign_payload
 from webapp.extensions import db
-from webapp.jobs.queues import NOTIFICATIONS_QUEUE, get_queue, get_redis
 from webapp.jobs.runner import run_job
 from webapp.models import (
     AccountMapping,
@@ -34,8 +33,10 @@ from webapp.models import (
     TransferStatus,
     TransferType,
 )
-from webapp.services import notifications, transitions
-from webapp.services.alerts import ENDPOINT_DOWN_LEASE, ENDPOINT_DOWN_SUBJECT
+from webapp.services.ledger import notices, transitions
+from webapp.services.notify import outbox as notifications
+from webapp.services.notify.alerts import ENDPOINT_DOWN_LEASE, ENDPOINT_DOWN_SUBJECT
+from webapp.services.queueing.queues import NOTIFICATIONS_QUEUE, get_queue, get_redis
 
 
 class Receiver:
@@ -278,8 +279,8 @@ def test_payout_failed_payload(notify_app, receiver):
 
 
 def test_account_updated_payload_sent_by_a_queued_job(notify_app, receiver):
-    notifications.record_account_updated(2001, "acct_seller1", "evt_1")
-    notifications.record_account_updated(2002, "acct_seller2", "evt_2")
+    notices.record_account_updated(2001, "acct_seller1", "evt_1")
+    notices.record_account_updated(2002, "acct_seller2", "evt_2")
     db.session.commit()
 
     assert notifications.flush_outbox(inline=False) == 2
@@ -459,7 +460,7 @@ def test_retries_then_the_endpoint_down_email(notify_app, receiver, smtp):
 
 def test_retries_in_a_worker_then_the_endpoint_down_email(notify_app, receiver, smtp):
     receiver.statuses = [500]
-    notifications.record_account_updated(2001, "acct_seller1", "evt_1")
+    notices.record_account_updated(2001, "acct_seller1", "evt_1")
     db.session.commit()
 
     notifications.flush_outbox(inline=False)
@@ -554,8 +555,8 @@ def test_cooldown_is_shared_by_all_workers(make_app, receiver, smtp):
     worker_a = _down_app(make_app, receiver, smtp, "10")
     worker_b = _down_app(make_app, receiver, smtp, "10")
     with worker_a.app_context():
-        notifications.record_account_updated(2001, "acct_seller1", "evt_1")
-        notifications.record_account_updated(2002, "acct_seller2", "evt_2")
+        notices.record_account_updated(2001, "acct_seller1", "evt_1")
+        notices.record_account_updated(2002, "acct_seller2", "evt_2")
         db.session.commit()
         first, second = notifications.list_due_notification_ids()
 
@@ -576,8 +577,8 @@ def test_cooldown_zero_sends_every_email(make_app, receiver, smtp):
     worker_a = _down_app(make_app, receiver, smtp, "0")
     worker_b = _down_app(make_app, receiver, smtp, "0")
     with worker_a.app_context():
-        notifications.record_account_updated(2001, "acct_seller1", "evt_1")
-        notifications.record_account_updated(2002, "acct_seller2", "evt_2")
+        notices.record_account_updated(2001, "acct_seller1", "evt_1")
+        notices.record_account_updated(2002, "acct_seller2", "evt_2")
         db.session.commit()
         first, second = notifications.list_due_notification_ids()
         notifications.deliver_notification(first, max_wait=0)
@@ -592,7 +593,7 @@ def test_two_workers_racing_send_a_row_once(make_app, receiver):
     receiver.hang_for = 0.3
     apps = [make_app(OPERATOR_NOTIFICATION_URL=receiver.url) for _ in range(2)]
     with apps[0].app_context():
-        notifications.record_account_updated(2001, "acct_seller1", "evt_1")
+        notices.record_account_updated(2001, "acct_seller1", "evt_1")
         db.session.commit()
         [note_id] = notifications.list_due_notification_ids()
     outcomes: list[str] = []

@@ -15,7 +15,7 @@ from webapp.models import (
     TransferStatus,
     TransferType,
 )
-from webapp.services import transitions
+from webapp.services.ledger import transitions
 
 CONSOLE = "http://connector.test/console"
 

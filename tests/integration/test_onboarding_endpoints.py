@@ -348,7 +348,8 @@ def test_create_mapping_errors(client, runner, mirakl, stripe, body, status, mes
 
 def test_console_refresh_and_push_functions(app, runner, mirakl, stripe):
     from webapp.errors import ConnectorError, MiraklRejected
-    from webapp.services import kyc_push, onboarding_links
+    from webapp.services.onboarding import kyc_push
+    from webapp.services.onboarding import links as onboarding_links
 
     mapping = onboard(runner, mirakl, 1)[1]
 

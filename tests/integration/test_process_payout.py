@@ -18,8 +18,9 @@ from webapp.models import (
     StripePayout,
     StripeTransfer,
 )
-from webapp.services import payout_sync, payouts
 from webapp.services.clients import get_stripe
+from webapp.services.payouts import rules as payouts
+from webapp.services.payouts import sync as payout_sync
 
 SUB, INV, CRED = "TRANSFER_SUBSCRIPTION", "TRANSFER_EXTRA_INVOICES", "TRANSFER_EXTRA_CREDITS"
 INSUFFICIENT = "You have insufficient funds in your Stripe account."
@@ -491,8 +492,8 @@ def test_queued_mode_sends_credit_then_fees_then_payout_in_one_go(app, mirakl, s
     from rq import SimpleWorker
 
     from webapp.jobs import process_payout
-    from webapp.jobs.queues import MONEY_QUEUE, get_queue, get_redis
     from webapp.jobs.runner import run_job
+    from webapp.services.queueing.queues import MONEY_QUEUE, get_queue, get_redis
 
     add_seller(stripe)
     mirakl.add_invoices([make_invoice(1)])

@@ -29,14 +29,11 @@ from webapp.models import (
     TransferStatus,
     TransferType,
 )
-from webapp.services import (
-    attempts,
-    refund_execution,
-    refund_sync,
-    reversal_sync,
-    transitions,
-)
 from webapp.services.clients import get_stripe
+from webapp.services.ledger import attempts, transitions
+from webapp.services.refunds import money_job as refund_execution
+from webapp.services.refunds import reversal_sync
+from webapp.services.refunds import sync as refund_sync
 
 FLAGS = {"ENABLE_PRODUCT_PAYMENT_REFUND": "true", "ENABLE_SERVICE_PAYMENT_REFUND": "true"}
 PA_PATH, SPA_PATH = "/api/payment/refund", "/api/mms/refunds"

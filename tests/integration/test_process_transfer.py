@@ -30,9 +30,9 @@ from webapp.models import (
     TransferStatus,
     TransferType,
 )
-from webapp.services import transitions
 from webapp.services.clients import get_stripe
-from webapp.services.transfer_sync import retry_transfers
+from webapp.services.ledger import transitions
+from webapp.services.split.sync import retry_transfers
 
 SPLIT_ON = {"ENABLE_PRODUCT_PAYMENT_SPLIT": "true", "ENABLE_SERVICE_PAYMENT_SPLIT": "true"}
 TAX_ON = {"ENABLE_PAYMENT_TAX_SPLIT": "true", "STRIPE_TAX_ACCOUNT": "acct_placeholder"}
@@ -121,7 +121,7 @@ def test_worked_amount_table_end_to_end(make_app, mirakl, stripe, tax_split):
             tax_account = get_stripe().create_account(
                 {"type": "express", "country": "FR"}, idempotency_key="test-tax-account"
             )["id"]
-            # The operator's manual mapping of the tax account (reference §4.5).
+            # The operator's manual mapping of the tax account (docs/split.md).
             app.config["STRIPE_TAX_ACCOUNT"] = tax_account
             connect_shop(0, account_id=tax_account)
         charges = {}

@@ -9,7 +9,7 @@ import time
 import pytest
 import redis as redis_lib
 
-from webapp.services.rate_limit import KEY, LocalRateLimiter, RedisRateLimiter
+from webapp.services.stripe.pacing import KEY, LocalRateLimiter, RedisRateLimiter
 
 RATE = 50.0  # calls per second
 CALLS = 30

@@ -17,7 +17,7 @@ from webapp.clock import utcnow
 from webapp.extensions import db
 from webapp.models import AccountMapping, Lease, Notification, StripeTransfer
 from webapp.services.clients import get_stripe
-from webapp.services.stripe_gateway import STRIPE_API_VERSION
+from webapp.services.stripe.gateway import STRIPE_API_VERSION
 
 SPLIT_ON = {"ENABLE_PRODUCT_PAYMENT_SPLIT": "true"}
 REFUND_FLAGS = {"ENABLE_PRODUCT_PAYMENT_REFUND": "true"}

@@ -12,8 +12,8 @@ from tests.integration.test_process_transfer import SPLIT_ON, connect_shop, rows
 from webapp.clock import utcnow
 from webapp.extensions import db
 from webapp.models import Notification, StripeTransfer
-from webapp.services.attempts import RETRY_BACKOFF_CAP, retry_backoff
-from webapp.services.transfer_sync import retry_transfers
+from webapp.services.ledger.attempts import RETRY_BACKOFF_CAP, retry_backoff
+from webapp.services.split.sync import retry_transfers
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,6 @@ from rq_scheduler import Scheduler
 from sqlalchemy import select
 
 from webapp.extensions import db
-from webapp.jobs import job_modules
-from webapp.jobs.queues import JOBS_QUEUE, MONEY_QUEUE, get_queue, get_redis
 from webapp.jobs.runner import run_job
 from webapp.jobs.scheduler import (
     SCHEDULE_ID_PREFIX,
@@ -24,9 +22,11 @@ from webapp.jobs.scheduler import (
     register_schedules,
     schedules,
 )
+from webapp.jobs.table import job_modules
 from webapp.jobs.worker import make_worker
 from webapp.models import JobRun, StripeTransfer, TransferStatus, TransferType
-from webapp.services import leases, transitions
+from webapp.services.ledger import leases, transitions
+from webapp.services.queueing.queues import JOBS_QUEUE, MONEY_QUEUE, get_queue, get_redis
 
 
 def scheduled_ids(redis: Redis) -> list[str]:
@@ -112,9 +112,9 @@ def test_a_killed_runs_lock_expires(make_app, base_env, tmp_path):
 
 
 def test_the_worker_processes_queued_money_jobs(app, stripe):
-    from webapp.jobs.money import dispatch
     from webapp.models import AccountMapping
     from webapp.services.clients import get_stripe
+    from webapp.services.dispatch.money_jobs import dispatch
 
     account = get_stripe().create_account({"type": "express"}, idempotency_key="acct:w:1")
     mapping = AccountMapping(mirakl_shop_id=1, stripe_account_id=account["id"])

@@ -14,7 +14,7 @@ from webapp.errors import (
     WebhookPayloadInvalid,
     WebhookSignatureInvalid,
 )
-from webapp.services.stripe_gateway import PLUGIN_NAME, StripeGateway
+from webapp.services.stripe.gateway import PLUGIN_NAME, StripeGateway
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import pytest
 import stripe
 
 from webapp.errors import StripeOutcomeUnknown, StripeRefused
-from webapp.services.stripe_gateway import StripeGateway
-from webapp.services.stripe_http import KeepAliveClient
+from webapp.services.stripe.gateway import StripeGateway
+from webapp.services.stripe.http import KeepAliveClient
 
 
 class _Server(ThreadingHTTPServer):

@@ -9,9 +9,9 @@ from sandbox.mirakl.demo import make_shop
 from webapp.extensions import db
 from webapp.models import AccountMapping, Config, JobRun, PendingShop
 from webapp.services.clients import get_stripe
-from webapp.services.idempotency import idempotency_key
-from webapp.services.mirakl_types import parse_shop
-from webapp.services.onboarding import account_params
+from webapp.services.ledger.keys import idempotency_key
+from webapp.services.mirakl.types import parse_shop
+from webapp.services.onboarding.rules import account_params
 
 FIELD = "stripe-url"
 

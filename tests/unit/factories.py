@@ -1,10 +1,13 @@
-"""Builders of parsed Mirakl items for pure tests (the reference's §13 fixture shapes)."""
+"""Builders of parsed Mirakl items for pure tests.
+
+Shapes: the fixture shapes of docs/reference-behaviour.md#worked-examples.
+"""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
-from webapp.services.mirakl_types import (
+from webapp.services.mirakl.types import (
     Cancelation,
     LineRefund,
     OrderLine,

@@ -1,10 +1,16 @@
-"""The pure KYC rules of services/kyc.py (reference-connector.md §7.3, §7.4)."""
+"""The pure KYC rules of services/kyc.py (docs/onboarding.md)."""
 
 from __future__ import annotations
 
 import pytest
 
-from webapp.services.kyc import account_flags, kyc_patch, kyc_status, mail_text, monitor_status
+from webapp.services.onboarding.rules import (
+    account_flags,
+    kyc_patch,
+    kyc_status,
+    mail_text,
+    monitor_status,
+)
 
 
 def account(

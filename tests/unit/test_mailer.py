@@ -6,7 +6,7 @@ import pytest
 
 from webapp.config import load_config, secret_values
 from webapp.errors import ConfigError
-from webapp.services.mailer import parse_mailer_dsn, parse_transport
+from webapp.services.notify.mailer import parse_mailer_dsn, parse_transport
 
 
 @pytest.mark.parametrize("dsn", ["smtp://null", "null://null", "null://default", " null://null "])

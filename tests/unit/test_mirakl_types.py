@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 
 from webapp.errors import MiraklDataError
-from webapp.services.mirakl_fields import parse_date
-from webapp.services.mirakl_types import (
+from webapp.services.mirakl.fields import parse_date
+from webapp.services.mirakl.types import (
     parse_invoice,
     parse_pending_refund_order,
     parse_product_order,

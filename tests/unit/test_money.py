@@ -4,8 +4,8 @@ from decimal import Decimal
 
 import pytest
 
-from webapp.services.idempotency import idempotency_key
-from webapp.services.money import format_amount, to_major, to_minor
+from webapp.services.ledger.keys import idempotency_key
+from webapp.services.ledger.minor_units import format_amount, to_major, to_minor
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from webapp.models import (
     TransferStatus,
     TransferType,
 )
-from webapp.services.alerts import (
+from webapp.services.notify.alerts import (
     DIGEST_SUBJECT,
     ENDPOINT_DOWN_SUBJECT,
     DigestSection,
@@ -25,7 +25,7 @@ from webapp.services.alerts import (
     refund_digest_row,
     transfer_digest_row,
 )
-from webapp.services.notifications import (
+from webapp.services.notify.outbox import (
     evaluate_response,
     max_tries,
     notification_body,

@@ -1,11 +1,11 @@
-"""The pure rules of services/onboarding.py (reference-connector.md §7.1, §7.2, §7.5)."""
+"""The pure rules of services/onboarding.py (docs/onboarding.md)."""
 
 from __future__ import annotations
 
 import pytest
 
-from webapp.services.mirakl_types import Shop
-from webapp.services.onboarding import (
+from webapp.services.mirakl.types import Shop
+from webapp.services.onboarding.rules import (
     account_params,
     is_ignored,
     is_token_well_formed,

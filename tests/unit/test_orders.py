@@ -1,4 +1,7 @@
-"""Order amount rules against the reference's worked tables (reference-connector.md §4.2, §3)."""
+"""Order amount rules against the reference's worked tables.
+
+See docs/reference-behaviour.md#worked-examples.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,9 @@ from decimal import Decimal
 import pytest
 
 from tests.unit.factories import line, product_order, service_order
-from webapp.services import orders
-from webapp.services.mirakl_types import Cancelation, LineRefund, ServiceRefund
-from webapp.services.money import to_minor
+from webapp.services.ledger.minor_units import to_minor
+from webapp.services.mirakl import orders
+from webapp.services.mirakl.types import Cancelation, LineRefund, ServiceRefund
 
 
 def seller_amounts(order, tax_split: bool) -> tuple[int, int]:
@@ -64,7 +67,7 @@ def test_refused_and_cancelled_lines_leave_the_amount_due():
 
 
 def test_partially_refused_commercial_order_captures_the_accepted_half():
-    """Reference §3: CLOSED + REFUSED orders of 84.72 each → 16944 − 8472 captured."""
+    """CLOSED + REFUSED orders of 84.72 each → 16944 − 8472 captured (worked example)."""
     accepted = product_order("O-1-A", state="CLOSED")
     refused = product_order(
         "O-1-B",
@@ -123,5 +126,5 @@ def test_refunded_commission_and_tax_by_refund_and_line():
         refunds=(ServiceRefund("R-2", Decimal("5"), Decimal("0.7"), Decimal(0)),)
     )
     assert orders.refunded_commission(service, "R-2") == Decimal("0.7")
-    # Reference §5.4 worked example: refund 12.34, commission 1.23 → reversal 1111.
+    # docs/reference-behaviour.md#worked-examples: refund 12.34, commission 1.23 → reversal 1111.
     assert to_minor(Decimal("12.34") - orders.refunded_commission(order, "R-1"), "eur") == 1111

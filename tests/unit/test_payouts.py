@@ -1,4 +1,7 @@
-"""Seller settlement rules against the reference's worked examples (reference §6, §13)."""
+"""Seller settlement rules against the reference's worked examples.
+
+See docs/payouts.md and docs/reference-behaviour.md#worked-examples.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +11,8 @@ from decimal import Decimal
 import pytest
 
 from webapp.models import TransferType
-from webapp.services.mirakl_types import Invoice
-from webapp.services.payouts import (
+from webapp.services.mirakl.types import Invoice
+from webapp.services.payouts.rules import (
     Decision,
     evaluate_invoice_transfer,
     evaluate_payout,
@@ -45,7 +48,7 @@ def invoice(
 
 
 def test_reference_invoice_amounts():
-    """§13: 12.34 / -9.99 / 56.78 / -98.76 → payout 1234, transfers 999 / 5678 / 9876."""
+    """Worked example: 12.34 / -9.99 / 56.78 / -98.76 → payout 1234, transfers 999 / 5678 / 9876."""
     inv = invoice()
     amounts = {
         type_: evaluate_invoice_transfer(value, "eur", 1, has_account=True).amount

@@ -1,4 +1,4 @@
-"""Pure refund rules (reference-connector.md §5.2–§5.4): refund matrix, reversal amounts."""
+"""Pure refund rules (docs/refunds.md): refund matrix, reversal amounts."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pytest
 
 from tests.unit.factories import line, product_order, service_order
 from webapp.models import RefundType, StripeRefund
-from webapp.services import orders
-from webapp.services.mirakl_types import LineRefund, ServiceRefund
-from webapp.services.money import to_minor
-from webapp.services.refunds import (
+from webapp.services.ledger.minor_units import to_minor
+from webapp.services.mirakl import orders
+from webapp.services.mirakl.types import LineRefund, ServiceRefund
+from webapp.services.refunds.rules import (
     Decision,
     PaymentFacts,
     RefundFacts,

@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 
 from tests.unit.factories import product_order, service_order
-from webapp.services.mirakl_types import ServiceDebit
-from webapp.services.validation import CaptureAction, Payment, evaluate_capture, is_debited
+from webapp.services.mirakl.types import ServiceDebit
+from webapp.services.validation.rules import CaptureAction, Payment, evaluate_capture, is_debited
 
 
 def debit(order_id: str, state: str = "OK") -> ServiceDebit:

@@ -1,4 +1,4 @@
-"""The payment split's pure part: amounts (reference §4.2 worked table) and precedence."""
+"""The payment split's pure part: amounts (docs/split.md worked table) and precedence."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 
 from tests.unit.factories import line, product_order, service_order
 from webapp.models import TransferStatus as T
-from webapp.services.mirakl_types import ServiceDebit
-from webapp.services.transfers import (
+from webapp.services.mirakl.types import ServiceDebit
+from webapp.services.split.rules import (
     AccountFacts,
     ChargeFacts,
     Decision,
@@ -51,7 +51,7 @@ SERVICE_CASES = {
 }
 CASES = {**PRODUCT_CASES, **SERVICE_CASES}
 
-# case → (no tax split, tax split seller part, tax split _TAX part); reference §4.2 table
+# case → (no tax split, tax split seller part, tax split _TAX part); docs/split.md table
 AMOUNTS = {
     "product basic (TAX_EXCLUDED)": (8073, 7205, 868),
     "product no commission": (8472, 7604, 868),

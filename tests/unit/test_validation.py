@@ -1,4 +1,4 @@
-"""Payment validation rules against the reference's cases (reference-connector.md §3)."""
+"""Payment validation rules against the reference's cases (docs/validation.md)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 
 from tests.unit.factories import line, product_order
-from webapp.services.mirakl_types import Cancelation, PendingDebit
-from webapp.services.payments import (
+from webapp.services.mirakl.types import Cancelation, PendingDebit
+from webapp.services.stripe.charges import (
     CANCELED,
     CAPTURABLE,
     CAPTURED,
@@ -17,7 +17,7 @@ from webapp.services.payments import (
     evaluate_charge_status,
     payment_state,
 )
-from webapp.services.validation import (
+from webapp.services.validation.rules import (
     CaptureAction,
     CaptureDecision,
     Payment,

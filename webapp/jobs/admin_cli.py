@@ -8,6 +8,8 @@ import sys
 import click
 from flask.cli import with_appcontext
 
+from webapp.views.auth import create_user
+
 MIN_PASSWORD_LENGTH = 12  # characters
 
 
@@ -17,8 +19,6 @@ MIN_PASSWORD_LENGTH = 12  # characters
 @with_appcontext
 def create_admin_command(email: str, generate: bool) -> None:
     """Create a console user; prompts for the password unless --generate."""
-    from webapp.views.auth import create_user
-
     if "@" not in email:
         click.echo(f"error: {email!r} is not an e-mail address", err=True)
         sys.exit(2)

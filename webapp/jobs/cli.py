@@ -8,10 +8,10 @@ from types import ModuleType
 import click
 from flask.cli import AppGroup
 
-from webapp.jobs import job_modules
 from webapp.jobs.admin_cli import create_admin_command
 from webapp.jobs.runner import run_job
 from webapp.jobs.scheduler import scheduler_command
+from webapp.jobs.table import job_modules
 from webapp.jobs.worker import worker_command
 from webapp.models import JobOutcome
 
@@ -23,7 +23,7 @@ def _job_command(module: ModuleType) -> click.Command:
         run, ctx = run_job(module.NAME, module.run, trigger="cli", inline=True, params=params)
         for line in ctx.lines:
             click.echo(line)
-        if run.outcome == JobOutcome.FAILED.value:
+        if run.outcome == JobOutcome.FAILED:
             click.echo(f"error: {module.NAME} failed: {run.error}", err=True)
             sys.exit(1)
 

@@ -9,7 +9,7 @@ link (``KYC_MIRAKL_SHOP_DISABLE_UPDATE``), and listed in an e-mail to
 from __future__ import annotations
 
 from webapp.jobs.runner import JobContext
-from webapp.services import kyc
+from webapp.services.onboarding import kyc_monitor
 
 NAME = "monitor-kyc-status"
 SCHEDULE = "0 7 * * *"
@@ -17,7 +17,7 @@ SCHEDULE = "0 7 * * *"
 
 def run(ctx: JobContext) -> None:
     """Check every account, push and e-mail the ones needing KYC."""
-    result = kyc.monitor_kyc()
+    result = kyc_monitor.monitor_kyc()
     ctx.report("accounts", result.counts())
     if result.need_kyc:
         ctx.report("e-mail", note="sent" if result.mailed else "not sent (mail disabled)")

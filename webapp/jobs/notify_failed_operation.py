@@ -6,7 +6,7 @@ Schedule: daily at 08:00 UTC. Nothing failed → no e-mail; the summary line say
 from __future__ import annotations
 
 from webapp.jobs.runner import JobContext
-from webapp.services import alerts
+from webapp.services.notify import alerts
 
 NAME = "notify-failed-operation"
 SCHEDULE = "0 8 * * *"

@@ -10,8 +10,8 @@ from __future__ import annotations
 import click
 
 from webapp.jobs.runner import JobContext
-from webapp.models import StripePayout, StripeTransfer
-from webapp.services import attempts, payout_execution, payout_sync
+from webapp.services.payouts import money_job as payout_money_job
+from webapp.services.payouts import sync as payout_sync
 
 NAME = "process-payout"
 SCHEDULE = "0 1 * * *"
@@ -29,17 +29,13 @@ def run(ctx: JobContext, mirakl_shop_id: int | None = None) -> None:
     # when the fees are looked for; its money job sends them (and the payout) once it is.
     sent = 0
     for find in (
-        payout_execution.find_dispatchable_credits,
-        payout_execution.find_dispatchable_fees,
+        payout_money_job.find_dispatchable_credits,
+        payout_money_job.find_dispatchable_fees,
     ):
         wave = find(mirakl_shop_id)
         sent += ctx.dispatch("transfer", wave)
-        if not ctx.inline:
-            attempts.mark_queued(StripeTransfer, wave)
     ctx.report("invoice transfers", {"dispatched": sent})
 
-    payout_ids, waiting = payout_execution.find_dispatchable_payouts(mirakl_shop_id)
+    payout_ids, waiting = payout_money_job.find_dispatchable_payouts(mirakl_shop_id)
     sent = ctx.dispatch("payout", payout_ids)
     ctx.report("payouts", {"dispatched": sent, "waiting for transfers": waiting})
-    if not ctx.inline:
-        attempts.mark_queued(StripePayout, payout_ids)

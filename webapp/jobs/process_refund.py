@@ -10,8 +10,10 @@ from __future__ import annotations
 from flask import current_app
 
 from webapp.jobs.runner import JobContext
-from webapp.models import RefundStatus, StripeRefund, StripeTransfer
-from webapp.services import attempts, refund_sync, reversal_sync
+from webapp.models import RefundStatus, StripeRefund
+from webapp.services.ledger import attempts
+from webapp.services.refunds import reversal_sync
+from webapp.services.refunds import sync as refund_sync
 
 NAME = "process-refund"
 SCHEDULE = "*/5 * * * *"
@@ -30,10 +32,8 @@ def run(ctx: JobContext) -> None:
     requeued = refund_sync.requeue_unvalidated_refunds()
     if requeued:
         ctx.report("unvalidated refunds", requeued)
-    ids = attempts.find_dispatchable(StripeRefund, RefundStatus.PENDING.value)
-    attempts.mark_queued(StripeRefund, ids)
+    ids = attempts.find_dispatchable(StripeRefund, RefundStatus.PENDING)
     ctx.report("refund jobs", {"dispatched": ctx.dispatch("refund", ids)})
     ctx.report("reversals", reversal_sync.sync_reversal_backlog())
     ids = reversal_sync.find_dispatchable_reversals()
-    attempts.mark_queued(StripeTransfer, ids)
     ctx.report("reversal jobs", {"dispatched": ctx.dispatch("transfer", ids)})

@@ -10,9 +10,8 @@ from __future__ import annotations
 from flask import current_app
 
 from webapp.jobs.runner import JobContext
-from webapp.models import StripeTransfer, TransferType
-from webapp.services import attempts
-from webapp.services import transfer_sync as transfers
+from webapp.models import TransferType
+from webapp.services.split import sync as split_sync
 
 NAME = "process-transfer"
 SCHEDULE = "*/5 * * * *"
@@ -21,7 +20,7 @@ DOMAINS = (
     ("product", TransferType.PRODUCT_ORDER, "ENABLE_PRODUCT_PAYMENT_SPLIT"),
     ("service", TransferType.SERVICE_ORDER, "ENABLE_SERVICE_PAYMENT_SPLIT"),
 )
-SYNC_NEW = {"product": transfers.sync_product_orders, "service": transfers.sync_service_orders}
+SYNC_NEW = {"product": split_sync.sync_product_orders, "service": split_sync.sync_service_orders}
 
 
 def run(ctx: JobContext) -> None:
@@ -31,12 +30,11 @@ def run(ctx: JobContext) -> None:
         if (label, _, setting) not in enabled:
             ctx.report(f"{label} orders", note=f"disabled ({setting} is false)")
     for label, kind, _ in enabled:
-        ctx.report(f"{label} backlog", transfers.sync_backlog(kind))
+        ctx.report(f"{label} backlog", split_sync.sync_backlog(kind))
         ctx.report(f"new {label} orders", SYNC_NEW[label]())
     if not enabled:
         return
-    ids = transfers.find_dispatchable_transfers()  # order transfers only
-    attempts.mark_queued(StripeTransfer, ids)
+    ids = split_sync.find_dispatchable_transfers()  # order transfers only
     sent = ctx.dispatch("transfer", ids)
-    outcome = transfers.count_statuses(ids) if ctx.inline else {"queued": sent}
+    outcome = split_sync.count_statuses(ids) if ctx.inline else {"queued": sent}
     ctx.report("transfers", {"dispatched": sent, **outcome} if ids else {})

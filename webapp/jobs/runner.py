@@ -24,7 +24,10 @@ from webapp.errors import ConnectorError
 from webapp.extensions import db
 from webapp.logs import job_logging
 from webapp.models import JobOutcome, JobRun
-from webapp.services import alerts, leases
+from webapp.services.dispatch.money_jobs import dispatch
+from webapp.services.ledger import leases
+from webapp.services.notify import alerts
+from webapp.services.notify.outbox import flush_outbox
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +61,6 @@ class JobContext:
 
     def dispatch(self, operation: str, ids: Sequence[int]) -> int:
         """Run (inline) or enqueue (RQ) one money job per row id; return how many."""
-        from webapp.jobs.money import dispatch
-
         return dispatch(operation, ids, inline=self.inline)
 
 
@@ -147,8 +148,8 @@ def _close_abandoned_runs(name: str, run_id: int) -> None:
     """Earlier runs of ``name`` still marked running died (we got their lease): say so."""
     db.session.execute(
         update(JobRun)
-        .where(JobRun.job == name, JobRun.outcome == JobOutcome.RUNNING.value, JobRun.id < run_id)
-        .values(outcome=JobOutcome.FAILED.value, finished_at=utcnow(), error=ABANDONED)
+        .where(JobRun.job == name, JobRun.outcome == JobOutcome.RUNNING, JobRun.id < run_id)
+        .values(outcome=JobOutcome.FAILED, finished_at=utcnow(), error=ABANDONED)
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
@@ -156,8 +157,6 @@ def _close_abandoned_runs(name: str, run_id: int) -> None:
 
 def _flush_notifications(ctx: JobContext) -> None:
     """Send what the run put in the notification outbox; never breaks the run."""
-    from webapp.services.notifications import flush_outbox
-
     try:
         flush_outbox(inline=ctx.inline)
     except Exception:  # noqa: BLE001 - rows stay PENDING for the next flush

@@ -16,10 +16,10 @@ from flask.cli import with_appcontext
 from rq.exceptions import DuplicateJobError
 from rq_scheduler import Scheduler
 
-from webapp.jobs import get_job, job_modules
-from webapp.jobs.context import with_app_context
-from webapp.jobs.queues import JOBS_QUEUE, get_queue, get_redis
 from webapp.jobs.runner import run_job
+from webapp.jobs.table import get_job, job_modules
+from webapp.services.queueing.app_context import with_app_context
+from webapp.services.queueing.queues import JOBS_QUEUE, get_queue, get_redis
 
 log = logging.getLogger(__name__)
 

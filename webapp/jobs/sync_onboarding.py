@@ -12,7 +12,8 @@ import click
 from flask import current_app
 
 from webapp.jobs.runner import JobContext
-from webapp.services import kyc_push, onboarding_sync
+from webapp.services.onboarding import kyc_push
+from webapp.services.onboarding import sync as onboarding_sync
 
 NAME = "sync-onboarding"
 SCHEDULE = "* * * * *"

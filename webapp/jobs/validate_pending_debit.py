@@ -11,7 +11,8 @@ from __future__ import annotations
 from flask import current_app
 
 from webapp.jobs.runner import JobContext
-from webapp.services import validation, validation_sync
+from webapp.services.validation import rules as validation_rules
+from webapp.services.validation import sync as validation_sync
 
 NAME = "validate-pending-debit"
 SCHEDULE = "*/5 * * * *"
@@ -24,4 +25,4 @@ def run(ctx: JobContext) -> None:
         ctx.report("service pending debits", validation_sync.sync_service_pending_debits())
     counts, ready = validation_sync.sync_captures()
     ctx.report("payments to capture", counts)
-    ctx.report("capture jobs", {"dispatched": ctx.dispatch(validation.OPERATION, ready)})
+    ctx.report("capture jobs", {"dispatched": ctx.dispatch(validation_rules.OPERATION, ready)})

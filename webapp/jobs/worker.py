@@ -16,7 +16,7 @@ from flask.cli import with_appcontext
 from rq import SimpleWorker
 
 from webapp.extensions import db
-from webapp.jobs.queues import ALL_QUEUES, get_queue, get_redis
+from webapp.services.queueing.queues import ALL_QUEUES, get_queue, get_redis
 
 
 class ConnectorWorker(SimpleWorker):

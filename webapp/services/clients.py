@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from flask import current_app
+import os
 
-from webapp.services.mirakl import MiraklClient
-from webapp.services.rate_limit import LocalRateLimiter, RedisRateLimiter
-from webapp.services.stripe_gateway import StripeGateway
+from flask import current_app
+from redis import RedisError
+
+from webapp.services.mirakl.client import MiraklClient
+from webapp.services.queueing.queues import get_redis
+from webapp.services.stripe.gateway import StripeGateway
+from webapp.services.stripe.pacing import LocalRateLimiter, RedisRateLimiter
 
 
 def get_mirakl() -> MiraklClient:
@@ -35,10 +39,6 @@ def get_stripe() -> StripeGateway:
 
 def _throttle(rate: float):
     """Shared pacing through Redis when it answers; otherwise pace this process alone."""
-    from redis import RedisError
-
-    from webapp.jobs.queues import get_redis
-
     try:
         redis = get_redis()
         redis.ping()
@@ -49,8 +49,6 @@ def _throttle(rate: float):
 
 def plugin_version() -> str:
     """The connector version from the VERSION file (``1.0`` when absent), as the reference."""
-    import os
-
     path = os.path.join(os.path.dirname(current_app.root_path), "VERSION")
     try:
         with open(path, encoding="utf-8") as handle:

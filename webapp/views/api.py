@@ -18,7 +18,8 @@ from werkzeug.exceptions import HTTPException
 from webapp.errors import MiraklError, StripeOutcomeUnknown
 from webapp.extensions import db
 from webapp.models import AccountMapping, StripePayout, StripeRefund, StripeTransfer
-from webapp.services import manual_mappings, onboarding
+from webapp.services.onboarding import mappings as manual_mappings
+from webapp.services.onboarding import rules as onboarding_rules
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -209,7 +210,7 @@ def create_mapping():
         mapping = manual_mappings.create_manual_mapping(
             body.get("miraklShopId"), body.get("stripeUserId")
         )
-    except onboarding.MappingRejected as exc:
+    except onboarding_rules.MappingRejected as exc:
         return jsonify(message=exc.message), exc.http_status
     except (MiraklError, StripeOutcomeUnknown) as exc:
         return jsonify(message=f"Could not check the mapping, try again: {exc}"), 503

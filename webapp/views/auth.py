@@ -52,10 +52,6 @@ def init_app(app: Flask) -> None:
     login_manager.login_message = "Please log in to use the console."
     login_manager.session_protection = "strong"
     csrf.init_app(app)
-    from webapp.views import api, health, public
-
-    for blueprint in (public.bp, api.bp, health.bp):
-        csrf.exempt(blueprint)
 
 
 @login_manager.user_loader

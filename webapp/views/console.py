@@ -43,7 +43,9 @@ from webapp.models import (
     WebhookEvent,
     WebhookEventStatus,
 )
-from webapp.services import kyc_push, onboarding_links, retries
+from webapp.services.dispatch import retries
+from webapp.services.onboarding import kyc_push
+from webapp.services.onboarding import links as onboarding_links
 from webapp.views.auth import SecuredMixin
 from webapp.views.console_columns import (
     amount_formatter,
@@ -56,6 +58,7 @@ from webapp.views.console_columns import (
     stripe_link,
     url_formatter,
 )
+from webapp.views.dashboard import DashboardView, JobsView
 
 log = logging.getLogger(__name__)
 
@@ -355,8 +358,6 @@ class WebhookEventView(ConsoleModelView):
 
 def init_app(app: Flask) -> Admin:
     """Build the console (its ``Admin`` and views) for this app."""
-    from webapp.views.dashboard import DashboardView, JobsView
-
     app.context_processor(lambda: {"console_environment": environment})
     admin = Admin(
         app,

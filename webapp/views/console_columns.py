@@ -16,7 +16,7 @@ from flask import current_app
 from markupsafe import Markup
 
 from webapp.models import AccountMapping, JobRun
-from webapp.services.money import format_amount
+from webapp.services.ledger.minor_units import format_amount
 
 STRIPE_DASHBOARD = "https://dashboard.stripe.com"
 

@@ -14,9 +14,12 @@ from flask import flash, redirect, request, url_for
 from flask_admin import AdminIndexView, BaseView, expose
 from flask_login import current_user
 from redis import RedisError
+from rq.registry import FailedJobRegistry, StartedJobRegistry
 from sqlalchemy import case, func, select
 
 from webapp.extensions import db
+from webapp.jobs.scheduler import enqueue_run, schedules
+from webapp.jobs.table import get_job, job_modules
 from webapp.models import (
     AccountMapping,
     JobRun,
@@ -28,7 +31,8 @@ from webapp.models import (
     StripeTransfer,
     TransferStatus,
 )
-from webapp.services.money import format_amount
+from webapp.services.ledger.minor_units import format_amount
+from webapp.services.queueing.queues import ALL_QUEUES, get_queue
 from webapp.views.auth import SecuredMixin
 from webapp.views.console_columns import format_duration
 
@@ -72,9 +76,6 @@ def money_at_risk(model: type, statuses: Any) -> list[dict[str, Any]]:
 
 def last_runs() -> list[dict[str, Any]]:
     """Each job with its schedule and its latest run (None if it never ran)."""
-    from webapp.jobs import job_modules
-    from webapp.jobs.scheduler import schedules
-
     crons = schedules()
     jobs = []
     for module in job_modules():
@@ -100,10 +101,6 @@ def last_runs() -> list[dict[str, Any]]:
 
 def queue_stats() -> list[dict[str, Any]] | None:
     """RQ queues: waiting, running and failed jobs (None when Redis does not answer)."""
-    from rq.registry import FailedJobRegistry, StartedJobRegistry
-
-    from webapp.jobs.queues import ALL_QUEUES, get_queue
-
     try:
         stats = []
         for name in ALL_QUEUES:
@@ -147,9 +144,6 @@ class JobsView(SecuredMixin, BaseView):
 
     @expose("/run", methods=["POST"])
     def run(self) -> Any:
-        from webapp.jobs import get_job
-        from webapp.jobs.scheduler import enqueue_run
-
         name = request.form.get("job", "")
         try:
             get_job(name)

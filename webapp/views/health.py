@@ -12,6 +12,8 @@ from flask import Blueprint, jsonify, request
 from sqlalchemy import text
 
 from webapp.extensions import db
+from webapp.services.clients import get_mirakl, get_stripe
+from webapp.services.queueing.queues import get_redis
 
 bp = Blueprint("health", __name__)
 
@@ -26,9 +28,6 @@ def _check(probe: Callable[[], object]) -> str:
 
 @bp.get("/healthz")
 def healthz():
-    from webapp.jobs.queues import get_redis
-    from webapp.services.clients import get_mirakl, get_stripe
-
     checks = {
         "database": _check(lambda: db.session.execute(text("SELECT 1"))),
         "redis": _check(lambda: get_redis().ping()),

@@ -7,7 +7,8 @@ import logging
 from flask import Blueprint, Response, current_app, redirect, request
 
 from webapp.errors import StripeError
-from webapp.services import onboarding_links, webhooks
+from webapp.services.onboarding import links as onboarding_links
+from webapp.services.webhooks import inbox as webhooks
 
 log = logging.getLogger(__name__)
 

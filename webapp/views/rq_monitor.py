@@ -10,6 +10,8 @@ import rq_dashboard
 from flask import Flask, redirect, request, url_for
 from flask_login import current_user
 
+from webapp.views.auth import csrf
+
 URL_PREFIX = "/console/rq"
 
 
@@ -21,8 +23,6 @@ def _require_login():
 
 def init_app(app: Flask) -> None:
     """Mount the RQ dashboard on this app's Redis, for logged-in operators only."""
-    from webapp.views.auth import csrf
-
     app.config["RQ_DASHBOARD_REDIS_URL"] = [app.config["REDIS_URL"]]
     app.config.setdefault("RQ_DASHBOARD_POLL_INTERVAL", 5000)
     app.before_request(_require_login)

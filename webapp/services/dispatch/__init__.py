@@ -1,0 +1,1 @@
+"""Running money jobs (inline or queued) and the operator's decisions on failed rows."""

@@ -1,0 +1,1 @@
+"""Seller onboarding and KYC (``sync-onboarding``, ``monitor-kyc-status``, ``account.updated``)."""

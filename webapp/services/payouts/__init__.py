@@ -1,0 +1,1 @@
+"""Seller settlement (``process-payout``): invoice transfers and the payout, ``payout.failed``."""

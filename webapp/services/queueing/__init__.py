@@ -1,0 +1,1 @@
+"""RQ plumbing shared by services and jobs: queues, the Redis connection, app contexts."""

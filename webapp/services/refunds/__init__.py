@@ -1,0 +1,1 @@
+"""Refunds (``process-refund``): the customer's refund and the seller's reversal."""

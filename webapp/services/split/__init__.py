@@ -1,0 +1,1 @@
+"""Payment split (``process-transfer``): each seller's share of each Mirakl order, paid once."""

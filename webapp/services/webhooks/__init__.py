@@ -1,0 +1,1 @@
+"""The Stripe webhook inbox: verify, store once, route to the workflow's handler, commit."""
