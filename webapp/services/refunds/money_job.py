@@ -142,7 +142,7 @@ def validate_on_mirakl(row: StripeRefund) -> None:
             log.info("refund %s: already validated on Mirakl", row.mirakl_refund_id)
             error = None
     except MiraklError as exc:
-        # Mirakl timed out or failed even after the client's retries: FAILED (the operator
+        # Mirakl timed out or failed (writes are not resent blindly): FAILED (the operator
         # hears of it through refund.failed), validated again later by process-refund's
         # backlog, never refunded twice since the Stripe refund id is stored.
         _record_validation_failure(row, f"Mirakl validation failed: {exc.message}")
