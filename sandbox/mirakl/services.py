@@ -34,6 +34,7 @@ from .state import SERVICE_REFUND_WAITING_STATES
 bp = Blueprint("mirakl_services", __name__)
 
 PAYMENT_STATUSES = ("OK", "REFUSED")
+SERVICE_WAITING_DEBIT_STATES = ("WAITING_DEBIT", "WAITING_DEBIT_PAYMENT")
 
 
 def _sorted_service_orders() -> list[dict[str, Any]]:
@@ -112,7 +113,8 @@ def list_service_debits() -> Any:
 @bp.put("/api/mms/debits")
 def confirm_service_debits() -> Any:
     """SPA01: body ``{"orders": [{order_id, payment_status: OK|REFUSED, ...}]}``; moves the
-    matching ``WAITING`` debits to ``OK``/``REFUSED`` (all or nothing)."""
+    matching ``WAITING`` debits to ``OK``/``REFUSED`` (all or nothing), and their service
+    orders waiting for the debit to ``ORDER_PENDING`` / ``ORDER_CANCELLED``."""
     body = json_body()
     entries = body.get("orders") if isinstance(body, dict) else None
     if not isinstance(entries, list) or not entries:
@@ -135,7 +137,15 @@ def confirm_service_debits() -> Any:
             debit["state"] = entry["payment_status"]
             if entry.get("transaction_number") is not None:
                 debit["transaction_number"] = entry["transaction_number"]
+            _apply_service_debit(store.get("service_orders", id_key(entry.get("order_id"))), entry)
     return "", 204
+
+
+def _apply_service_debit(order: dict[str, Any] | None, entry: dict[str, Any]) -> None:
+    """As Mirakl does: an order waiting for its debit goes on (OK) or is cancelled (REFUSED)."""
+    if order is None or order.get("state") not in SERVICE_WAITING_DEBIT_STATES:
+        return
+    order["state"] = "ORDER_PENDING" if entry["payment_status"] == "OK" else "ORDER_CANCELLED"
 
 
 # --- SPA12 / SPA02 ---------------------------------------------------------------------------

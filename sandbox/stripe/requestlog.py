@@ -1,9 +1,10 @@
 """Journal of the Stripe API requests received (``GET /_sandbox/requests``).
 
 Each entry: ``method``, ``path``, ``params`` (parsed body or query), ``stripe_account``,
-``idempotency_key``, ``status`` (``None`` when the connection was dropped), ``replayed``
-(idempotent replay), ``fault`` (injected fault name or ``None``), ``request_id`` and ``at``
-(epoch seconds). Control requests (``/_sandbox/*``) are not journaled.
+``idempotency_key``, ``stripe_version``, ``user_agent``, ``client_user_agent``, ``status``
+(``None`` when the connection was dropped), ``replayed`` (idempotent replay), ``fault``
+(injected fault name or ``None``), ``request_id`` and ``at`` (epoch seconds).
+Control requests (``/_sandbox/*``) are not journaled.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ async def request_log_middleware(request: web.Request, handler: Handler) -> web.
         "params": params,
         "stripe_account": request.headers.get("Stripe-Account"),
         "idempotency_key": request.headers.get("Idempotency-Key"),
+        "stripe_version": request.headers.get("Stripe-Version"),
+        "user_agent": request.headers.get("User-Agent"),
+        "client_user_agent": request.headers.get("X-Stripe-Client-User-Agent"),
         "status": None,
         "replayed": False,
         "fault": None,

@@ -80,9 +80,52 @@ def test_deprecated_aliases_are_honoured():
     assert cfg["PAYMENT_METADATA_COMMERCIAL_ORDER_ID"] == "order_key"
 
 
-def test_tax_split_needs_a_tax_account():
-    with pytest.raises(ConfigError, match="STRIPE_TAX_ACCOUNT"):
-        load(ENABLE_PAYMENT_TAX_SPLIT="true")
+def test_tax_split_without_a_tax_account_starts():
+    """The reference starts and only holds the ``_TAX`` rows (see test_process_transfer)."""
+    cfg = load(ENABLE_PAYMENT_TAX_SPLIT="true", STRIPE_TAX_ACCOUNT="")
+    assert cfg["ENABLE_PAYMENT_TAX_SPLIT"] is True
+    assert cfg["STRIPE_TAX_ACCOUNT"] == ""
+
+
+@pytest.mark.parametrize(
+    ("env", "name", "expected"),
+    [
+        (
+            {"STRIPE_SELLERS_WEBHOOK_SECRET": "", "STRIPE_WEBHOOK_SECRET": "whsec_old"},
+            "STRIPE_SELLERS_WEBHOOK_SECRET",
+            "whsec_old",
+        ),
+        (
+            {"STRIPE_OPERATOR_WEBHOOK_SECRET": " ", "STRIPE_WEBHOOK_SECRET": "whsec_old"},
+            "STRIPE_OPERATOR_WEBHOOK_SECRET",
+            "whsec_old",
+        ),
+        (
+            {"STRIPE_SELLERS_WEBHOOK_SECRET": "whsec_new", "STRIPE_WEBHOOK_SECRET": "whsec_old"},
+            "STRIPE_SELLERS_WEBHOOK_SECRET",
+            "whsec_new",
+        ),
+        (
+            {"ENABLE_PRODUCT_PAYMENT_SPLIT": "", "ENABLES_AUTOMATIC_TRANSFER_CREATION": "true"},
+            "ENABLE_PRODUCT_PAYMENT_SPLIT",
+            True,
+        ),
+        (
+            {"ENABLE_PRODUCT_PAYMENT_REFUND": "", "ENABLES_AUTOMATIC_REFUND_CREATION": "true"},
+            "ENABLE_PRODUCT_PAYMENT_REFUND",
+            True,
+        ),
+        (
+            {"PAYMENT_METADATA_COMMERCIAL_ORDER_ID": "", "MIRAKL_METADATA_ORDER_ID": "order_key"},
+            "PAYMENT_METADATA_COMMERCIAL_ORDER_ID",
+            "order_key",
+        ),
+        ({"ENABLE_PRODUCT_PAYMENT_SPLIT": ""}, "ENABLE_PRODUCT_PAYMENT_SPLIT", False),
+    ],
+)
+def test_an_empty_variable_falls_back_on_its_deprecated_alias(env, name, expected):
+    value = load(**env)[name]
+    assert (value.reveal() if isinstance(value, Secret) else value) == expected
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from webapp.errors import ConfigError
 from webapp.models import (
     PayoutStatus,
     RefundStatus,
@@ -26,7 +25,6 @@ from webapp.services.notify.alerts import (
     refund_digest_row,
     transfer_digest_row,
 )
-from webapp.services.notify.mailer import mail_settings
 from webapp.services.notify.outbox import (
     evaluate_response,
     max_tries,
@@ -293,40 +291,3 @@ def test_digest_skips_empty_sections():
     mail = build_failed_operations_digest(sections)
     assert "1 failed operation to look at" in mail.text
     assert "Transfers" not in mail.text and "Transfers" not in mail.html
-
-
-@pytest.mark.parametrize(
-    ("dsn", "expected"),
-    [
-        ("smtp://null", {"MAIL_ENABLED": False, "MAIL_SUPPRESS_SEND": True}),
-        (
-            "smtp://user:p%40ss@smtp.example.com:587",
-            {
-                "MAIL_ENABLED": True,
-                "MAIL_SERVER": "smtp.example.com",
-                "MAIL_PORT": 587,
-                "MAIL_USERNAME": "user",
-                "MAIL_PASSWORD": "p@ss",
-                "MAIL_USE_SSL": False,
-                "MAIL_USE_TLS": False,
-            },
-        ),
-        (
-            "smtp://127.0.0.1:2525",
-            {"MAIL_SERVER": "127.0.0.1", "MAIL_PORT": 2525, "MAIL_USERNAME": None},
-        ),
-        ("smtp://mail.example.com", {"MAIL_PORT": 25, "MAIL_USE_TLS": False}),
-        ("smtps://u:p@mail.example.com", {"MAIL_PORT": 465, "MAIL_USE_SSL": True}),
-        ("smtp://u:p@mail.example.com:587?encryption=tls", {"MAIL_USE_TLS": True}),
-        ("smtp://u:p@mail.example.com:587?starttls=1", {"MAIL_USE_TLS": True}),
-    ],
-)
-def test_mailer_dsn(dsn, expected):
-    settings = mail_settings(dsn)
-    assert {key: settings[key] for key in expected} == expected
-
-
-@pytest.mark.parametrize("dsn", ["", "null", "http://mail.example.com", "smtp://"])
-def test_mailer_dsn_rejects_malformed(dsn):
-    with pytest.raises(ConfigError, match="MAILER_DSN"):
-        mail_settings(dsn)

@@ -201,7 +201,7 @@ REFUND_CASES = [
         "charge fully refunded by someone else",
         refund(),
         on_charge(refunded=True, amount_refunded=8472),
-        Decision("REFUND_ABORTED", "Payment ch_1 has been fully refunded"),
+        Decision("REFUND_ABORTED", "Payment ch_1 has been canceled"),  # reference wording
     ),
     (
         "currency differs",

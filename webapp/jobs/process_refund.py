@@ -29,6 +29,9 @@ def run(ctx: JobContext) -> None:
         ctx.report("product refunds", refund_sync.sync_product_refunds())
     if service:
         ctx.report("service refunds", refund_sync.sync_service_refunds())
+    requeued = refund_sync.requeue_unvalidated_refunds()
+    if requeued:
+        ctx.report("unvalidated refunds", requeued)
     ids = attempts.find_dispatchable(StripeRefund, RefundStatus.PENDING)
     ctx.report("refund jobs", {"dispatched": ctx.dispatch("refund", ids)})
     ctx.report("reversals", reversal_sync.sync_reversal_backlog())

@@ -26,6 +26,7 @@ from webapp.logs import job_logging
 from webapp.models import JobOutcome, JobRun
 from webapp.services.dispatch.money_jobs import dispatch
 from webapp.services.ledger import leases
+from webapp.services.notify import alerts
 from webapp.services.notify.outbox import flush_outbox
 
 log = logging.getLogger(__name__)
@@ -127,8 +128,20 @@ def run_job(
         _finish(run, ctx, JobOutcome.FAILED, f"unexpected error: {type(exc).__name__}: {exc}")
     finally:
         leases.release(lease_name, holder)
+    run = db.session.merge(run)
+    if run.outcome == JobOutcome.FAILED.value:
+        _send_critical_error(run)
     _flush_notifications(ctx)
     return run, ctx
+
+
+def _send_critical_error(run: JobRun) -> None:
+    """The reference's critical-error e-mail for a failed run; never breaks the run."""
+    try:
+        alerts.send_critical_error_alert(run.job, run.id, run.host, run.error or "unknown error")
+    except Exception:  # noqa: BLE001 - the alert is best effort; the run is recorded
+        db.session.rollback()
+        log.exception("%s run %s: critical-error e-mail not sent", run.job, run.id)
 
 
 def _close_abandoned_runs(name: str, run_id: int) -> None:

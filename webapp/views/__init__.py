@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from flask import Flask
 
-from webapp.views import api, auth, console, health, public, rq_monitor
+from webapp.views import api, auth, console, cors, health, public, rq_monitor
 
 
 def register_views(app: Flask) -> None:
     """Register every blueprint of the app."""
+    cors.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(public.bp)
     app.register_blueprint(api.bp)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 KEY_PREFIX = "mirakl-connector"
 
 
@@ -14,3 +16,15 @@ def idempotency_key(operation: str, mirakl_id: str | int, attempt: int) -> str:
     answers with the object it already created instead of creating a second one.
     """
     return f"{KEY_PREFIX}:{operation}:{mirakl_id}:{attempt}"
+
+
+def link_idempotency_key(kind: str, account_id: str, requested_at: datetime) -> str:
+    """The Idempotency-Key of one Account Link or Login Link request.
+
+    Links are single-use and expire within minutes, so each request for a link must make a
+    new one: the key names the account and the instant (milliseconds) the link was asked
+    for. stripe-python's network retries of that request reuse it, so a retried request
+    never makes a second link, and a later request is never answered with a used one.
+    """
+    millis = int(requested_at.replace(tzinfo=requested_at.tzinfo or UTC).timestamp() * 1000)
+    return f"{KEY_PREFIX}:{kind}:{account_id}:{millis}"

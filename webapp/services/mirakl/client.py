@@ -37,6 +37,7 @@ from webapp.services.mirakl.types import (
 )
 
 TAX_SUFFIX = "_TAX"
+SERVICE_DEBIT_WAITING = "WAITING"  # SPA11 state of a debit Mirakl waits for
 
 T = TypeVar("T")
 
@@ -201,6 +202,21 @@ class MiraklClient(MiraklTransport):
             for raw in self._seek_items("SPA11", "/api/mms/debits", {"order_id": batch})
         )
         return self._parsed("SPA11", raws, parse_service_debit, "order_id")
+
+    def list_waiting_service_debits(self) -> Iterator[ServiceDebit | BadItem]:
+        """SPA11: service debits waiting for the customer debit to be confirmed (``WAITING``)."""
+        raws = self._seek_items("SPA11", "/api/mms/debits", {})
+        return (
+            item
+            for item in self._parsed("SPA11", raws, parse_service_debit, "order_id")
+            if isinstance(item, BadItem) or item.state == SERVICE_DEBIT_WAITING
+        )
+
+    def confirm_service_debits(self, entries: Sequence[Mapping[str, Any]]) -> list[str | None]:
+        """SPA01: confirm (OK) or refuse (REFUSED) service debits; one error (or None) each."""
+        return self._put_isolating(
+            "SPA01", "/api/mms/debits", entries, lambda batch: {"orders": batch}
+        )
 
     # ------------------------------------------------------------ service orders
 

@@ -236,7 +236,8 @@ def parse_product_order(data: Mapping[str, Any]) -> ProductOrder:
         id=req_str(data, "order_id"),
         commercial_id=opt_str(data, "commercial_id"),
         state=req_str(data, "order_state"),
-        shop_id=req_int(data, "shop_id"),
+        # Missing: the transfer goes ON_HOLD "No shop ID provided", as in the reference.
+        shop_id=opt_int(data, "shop_id"),
         created_date=created,
         created_raw=created_raw,
         customer_debited_date=opt_str(data, "customer_debited_date"),
@@ -298,7 +299,7 @@ def parse_service_order(data: Mapping[str, Any]) -> ServiceOrder:
         id=req_str(data, "id"),
         commercial_id=opt_str(data, "commercial_order_id") or opt_str(data, "commercial_id"),
         state=req_str(data, "state"),
-        shop_id=req_int(obj(data, "shop"), "id") if data.get("shop") is not None else None,
+        shop_id=opt_int(obj(data, "shop"), "id"),
         created_date=created,
         created_raw=created_raw,
         currency=currency_code(data, "currency_code"),

@@ -1,5 +1,5 @@
-"""Alert e-mails to ``TECHNICAL_ALERT_EMAIL``: the notification-endpoint-down e-mail and the
-daily digest of failed operations.
+"""Alert e-mails to ``TECHNICAL_ALERT_EMAIL``: the notification-endpoint-down e-mail, the
+critical-error e-mail of a failed job run, and the daily digest of failed operations.
 
 The content is built by pure functions from plain values (templates under
 ``templates/mail/``, an HTML part and a plain-text part); sending goes through
@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 ENDPOINT_DOWN_SUBJECT = "[Stripe-Mirakl] A notification error Occurred!"
 DIGEST_SUBJECT = "[Stripe-Mirakl] Transfer failed"
 ENDPOINT_DOWN_LEASE = "mail:notification-endpoint-down"
+CRITICAL_ERROR_SUBJECT = "[Stripe-Mirakl] An Error Occurred! %s"
+CRITICAL_ERROR_LEASE = "mail:critical-error:%s"  # one per job
+CRITICAL_ERROR_COOLDOWN = 3600  # seconds between two critical-error e-mails of one job
+SUBJECT_ERROR_CHARS = 150  # the error's first line is cut to this in the subject
 DIGEST_LIMIT = 100  # rows listed per kind; the e-mail counts (and links to) the rest
 
 TEMPLATES = Environment(
@@ -133,6 +137,50 @@ def send_endpoint_down_alert(
     message = build_endpoint_down_email(
         url, notification_id, tries, result.error, result.response_body, original
     )
+    return mailer.send_mail(message.subject, message.text, message.html)
+
+
+# ---------------------------------------------------------------- critical error
+
+
+def build_critical_error_email(
+    job: str, run_id: int, host: str, error: str, base_url: str
+) -> Email:
+    """The reference's ``[Stripe-Mirakl] An Error Occurred! <message>`` e-mail for a job run
+    that stopped on an error it cannot handle."""
+    first_line = (error.strip().splitlines() or ["unknown error"])[0]
+    if len(first_line) > SUBJECT_ERROR_CHARS:
+        first_line = first_line[: SUBJECT_ERROR_CHARS - 1] + "…"
+    values = {
+        "job": job,
+        "run_id": run_id,
+        "host": host,
+        "error": error,
+        "cooldown_minutes": CRITICAL_ERROR_COOLDOWN // 60,
+        "runs_url": f"{base_url}/console/job_runs/",
+    }
+    return Email(
+        subject=CRITICAL_ERROR_SUBJECT % first_line,
+        text=TEMPLATES.get_template("critical_error.txt").render(values),
+        html=TEMPLATES.get_template("critical_error.html").render(values),
+    )
+
+
+def send_critical_error_alert(job: str, run_id: int, host: str, error: str) -> bool:
+    """E-mail the technical address that a job run failed; True when an e-mail went out.
+
+    A job failing on every run (every minute for ``sync-onboarding``) mails once per
+    ``CRITICAL_ERROR_COOLDOWN``: a per-job database lease that is taken and never released,
+    shared by every worker and CLI run, so it simply expires.
+    """
+    if not mailer.is_enabled():
+        return False
+    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+    if not leases.acquire(CRITICAL_ERROR_LEASE % job, holder, ttl=CRITICAL_ERROR_COOLDOWN):
+        log.info("%s run %s: critical-error e-mail skipped, one was sent < 1 h ago", job, run_id)
+        return False
+    base_url = current_app.config["PUBLIC_BASE_URL"]
+    message = build_critical_error_email(job, run_id, host, error, base_url)
     return mailer.send_mail(message.subject, message.text, message.html)
 
 

@@ -16,10 +16,12 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select
 
+from webapp.clock import utcnow
 from webapp.errors import MiraklRejected
 from webapp.extensions import db
 from webapp.models import AccountMapping
 from webapp.services.clients import get_mirakl, get_stripe
+from webapp.services.ledger.keys import link_idempotency_key
 from webapp.services.ledger.transitions import truncate_reason
 from webapp.services.onboarding.rules import (
     MappingRejected,
@@ -68,10 +70,12 @@ def create_onboarding_url(mapping: AccountMapping) -> str:
     if not mapping.onboarding_token:
         mapping.onboarding_token = new_token()
         db.session.commit()
+    account_id = mapping.stripe_account_id
     link = get_stripe().create_account_link(
-        mapping.stripe_account_id,
+        account_id,
         refresh_url=refresh_url(cfg["PUBLIC_BASE_URL"], mapping.onboarding_token),
         return_url=cfg["REDIRECT_ONBOARDING"],
+        idempotency_key=link_idempotency_key("account-link", account_id, utcnow()),
     )
     return link["url"]
 
@@ -80,7 +84,8 @@ def create_login_url(account: Mapping[str, Any]) -> str | None:
     """An Express dashboard login link; None for other account types (they have none)."""
     if account.get("type") not in (None, "express"):
         return None
-    return get_stripe().create_login_link(account["id"])["url"]
+    key = link_idempotency_key("login-link", account["id"], utcnow())
+    return get_stripe().create_login_link(account["id"], idempotency_key=key)["url"]
 
 
 def _apply_account(mapping: AccountMapping, account: Mapping[str, Any]) -> str:

@@ -142,9 +142,10 @@ def validate_on_mirakl(row: StripeRefund) -> None:
             log.info("refund %s: already validated on Mirakl", row.mirakl_refund_id)
             error = None
     except MiraklError as exc:
-        # Stays PENDING with its claim: the sweep validates it again later, never refunding
-        # twice since the Stripe refund id is stored.
-        attempts.record_unknown(row, f"Mirakl validation: {exc.message}", actor=JOB_ACTOR)
+        # Mirakl timed out or failed (writes are not resent blindly): FAILED (the operator
+        # hears of it through refund.failed), validated again later by process-refund's
+        # backlog, never refunded twice since the Stripe refund id is stored.
+        _record_validation_failure(row, f"Mirakl validation failed: {exc.message}")
         return
     if error is None:
         attempts.record_success(
@@ -152,16 +153,20 @@ def validate_on_mirakl(row: StripeRefund) -> None:
         )
         log.info("refund %s: validated on Mirakl", row.mirakl_refund_id)
         return
+    _record_validation_failure(row, error)
+
+
+def _record_validation_failure(row: StripeRefund, reason: str) -> None:
     transitions.transition(
         row,
         RefundStatus.FAILED,
-        error,
+        reason,
         actor=JOB_ACTOR,
         attempted_at=None,
         next_attempt_at=utcnow() + attempts.retry_backoff(row.attempt + 1),
     )
     db.session.commit()
-    log.warning("refund %s: Mirakl refused the validation: %s", row.mirakl_refund_id, error)
+    log.warning("refund %s: not validated on Mirakl: %s", row.mirakl_refund_id, reason)
 
 
 def _is_still_listed(row: StripeRefund) -> bool:

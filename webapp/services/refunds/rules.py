@@ -106,7 +106,7 @@ def evaluate_refund(refund: RefundFacts, payment: PaymentFacts | None) -> Decisi
     8. PaymentIntent uncaptured (requires_*) → cancel it, ON_HOLD ``… not ready yet …``;
     9. PaymentIntent processing → ON_HOLD; unknown status → ON_HOLD naming it;
     10. charge failed → ABORTED ``Payment %s failed``; pending → ON_HOLD; unknown → ON_HOLD;
-    11. charge not captured → ON_HOLD; fully refunded → ABORTED;
+    11. charge not captured → ON_HOLD; fully refunded → ABORTED ``… has been canceled``;
     12. currency differs from the charge's → ABORTED;
     13. amount above what is left to refund on the charge → ABORTED;
     14. otherwise → PENDING, with the charge to refund.
@@ -163,7 +163,8 @@ def _evaluate_charge(refund: RefundFacts, txn: str, charge: Mapping[str, Any]) -
     if not charge.get("captured"):
         return Decision(RefundStatus.ON_HOLD, NOT_READY.format(txn, "uncaptured"))
     if charge.get("refunded"):
-        return Decision(RefundStatus.ABORTED, f"Payment {txn} has been fully refunded")
+        # The reference's wording: a refunded charge reads as canceled.
+        return Decision(RefundStatus.ABORTED, f"Payment {txn} has been canceled")
     currency = (charge.get("currency") or "").lower()
     if refund.currency and currency and refund.currency.lower() != currency:
         return Decision(

@@ -276,6 +276,29 @@ def _cancel_payment_intent(intent_id: str, row: StripeRefund) -> None:
         )
 
 
+def requeue_unvalidated_refunds() -> dict[str, int]:
+    """FAILED rows already refunded on Stripe whose Mirakl validation failed, and which
+    PA12/SPA12 no longer list (Mirakl may have taken a PA02 that timed out): PENDING again
+    once due, so the money job validates them (an already-validated refund then counts as
+    done). Rows Mirakl still lists were re-evaluated by the sync just before."""
+    rows = db.session.execute(
+        select(StripeRefund).where(
+            StripeRefund.status == RefundStatus.FAILED.value,
+            StripeRefund.stripe_refund_id.is_not(None),
+            StripeRefund.mirakl_validation_time.is_(None),
+            attempts.is_due(StripeRefund, RefundStatus.FAILED.value),
+        )
+    ).scalars()
+    count = 0
+    for row in rows:
+        transitions.transition(
+            row, RefundStatus.PENDING, "To validate on Mirakl again", actor=SYNC_ACTOR
+        )
+        count += 1
+    db.session.commit()
+    return {"to validate again": count} if count else {}
+
+
 def retry_refunds(ids: Iterable[int], *, actor: str) -> list[int]:
     """Re-evaluate FAILED/ON_HOLD refund rows; return the ids now PENDING (to dispatch)."""
     ready: list[int] = []

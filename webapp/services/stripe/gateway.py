@@ -10,7 +10,9 @@ retry with the same key). Objects come back as plain dicts.
 
 from __future__ import annotations
 
+import json
 import logging
+import platform
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -32,6 +34,10 @@ from webapp.services.stripe.http import KeepAliveClient
 log = logging.getLogger(__name__)
 
 PLUGIN_NAME = "MiraklConnector"
+# The Stripe API version this connector was tested with (stripe-python 16.1's default), pinned
+# so that upgrading the library never changes the shape of what Stripe sends us.
+STRIPE_API_VERSION = "2026-10-28.endive"
+APP_URL = "https://github.com/stripe/stripe-mirakl-connector"
 WEBHOOK_TOLERANCE = 300  # seconds, as Stripe's libraries
 LIST_PAGE = 100  # objects per list call
 
@@ -89,6 +95,26 @@ def _http_client(timeout: float, api_base: str) -> stripe.HTTPClient:
     return KeepAliveClient(timeout=timeout)
 
 
+def app_info_headers(version: str) -> dict[str, str]:
+    """What ``stripe.set_app_info`` would add, per client rather than process-wide: the
+    connector's name, version and URL in ``User-Agent`` and ``X-Stripe-Client-User-Agent``."""
+    app = {"name": PLUGIN_NAME, "version": version, "url": APP_URL}
+    return {
+        "User-Agent": (
+            f"Stripe/v1 PythonBindings/{stripe.VERSION} {PLUGIN_NAME}/{version} ({APP_URL})"
+        ),
+        "X-Stripe-Client-User-Agent": json.dumps(
+            {
+                "bindings_version": stripe.VERSION,
+                "lang": "python",
+                "lang_version": platform.python_version(),
+                "publisher": "stripe",
+                "application": app,
+            }
+        ),
+    }
+
+
 class StripeGateway:
     """Stripe operations of the connector, bound to one platform account.
 
@@ -114,8 +140,10 @@ class StripeGateway:
         self.calls = 0  # API requests made, for the benchmark and job summaries
         self._lock = threading.Lock()
         self._platform_account_id: str | None = None
+        self._headers = app_info_headers(plugin_version)
         self.client = stripe.StripeClient(
             api_key,
+            stripe_version=STRIPE_API_VERSION,
             base_addresses={"api": base, "connect": base, "files": base},
             max_network_retries=max_network_retries,
             http_client=_http_client(timeout, base),
@@ -138,7 +166,7 @@ class StripeGateway:
         self._throttle()
         with self._lock:
             self.calls += 1
-        options: dict[str, Any] = {}
+        options: dict[str, Any] = {"headers": self._headers}
         if idempotency_key:
             options["idempotency_key"] = idempotency_key
         if stripe_account:
@@ -209,6 +237,7 @@ class StripeGateway:
         refresh_url: str,
         return_url: str,
         link_type: str = "account_onboarding",
+        idempotency_key: str,
     ) -> dict[str, Any]:
         params = {
             "account": account_id,
@@ -216,11 +245,20 @@ class StripeGateway:
             "return_url": return_url,
             "type": link_type,
         }
-        return self._call("create account link", "post", "/v1/account_links", params)
-
-    def create_login_link(self, account_id: str) -> dict[str, Any]:
         return self._call(
-            "create login link", "post", f"/v1/accounts/{_segment(account_id)}/login_links"
+            "create account link",
+            "post",
+            "/v1/account_links",
+            params,
+            idempotency_key=idempotency_key,
+        )
+
+    def create_login_link(self, account_id: str, *, idempotency_key: str) -> dict[str, Any]:
+        return self._call(
+            "create login link",
+            "post",
+            f"/v1/accounts/{_segment(account_id)}/login_links",
+            idempotency_key=idempotency_key,
         )
 
     # ------------------------------------------------------------ payments

@@ -18,7 +18,7 @@ This module holds the pure evaluation (``choose_payment``, ``evaluate_debits``,
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -26,7 +26,7 @@ from typing import Any
 from webapp.models import PaymentMapping, PaymentMappingStatus
 from webapp.services.ledger.minor_units import format_amount, to_minor
 from webapp.services.mirakl import orders
-from webapp.services.mirakl.types import PendingDebit, ProductOrder
+from webapp.services.mirakl.types import PendingDebit, ProductOrder, ServiceDebit, ServiceOrder
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,8 @@ OPERATION = "capture"  # the money job's name in webapp.services.dispatch.money_
 DEBIT_REASON = "Mirakl debit"  # prefix of the reasons this step writes (cleared on success)
 QUERY_CHUNK = 500  # commercial ids per SQL IN (...)
 OK, REFUSED = "OK", "REFUSED"
+
+Order = ProductOrder | ServiceOrder
 
 
 class CaptureAction(StrEnum):
@@ -133,12 +135,23 @@ def evaluate_debits(debits: Sequence[PendingDebit], payment: Payment) -> DebitDe
     return DebitDecision(tuple(entries), OK if entries else None, "; ".join(held) or None)
 
 
+def is_debited(order: Order, service_debits: Mapping[str, ServiceDebit]) -> bool:
+    """Mirakl recorded the customer debit: product ``customer_debited_date`` (PA01 applied),
+    service SPA11 debit ``OK`` (SPA01 applied)."""
+    if isinstance(order, ProductOrder):
+        return orders.is_paid(order)
+    debit = service_debits.get(order.id)
+    return debit is not None and debit.is_paid
+
+
 def evaluate_capture(
     payment: Payment,
-    logistical_orders: Sequence[ProductOrder],
+    logistical_orders: Sequence[Order],
     unreadable: Sequence[str] = (),
+    service_debits: Mapping[str, ServiceDebit] | None = None,
 ) -> CaptureDecision:
-    """Capture, cancel or wait, for one authorised payment (docs/validation.md).
+    """Capture, cancel or wait, for one authorised payment (docs/validation.md; service
+    orders when ``ENABLE_SERVICE_PAYMENT_VALIDATION`` is on, with their SPA11 ``service_debits``).
 
     1. an order of the commercial order could not be read → wait.
     2. Mirakl has no order for the commercial order → wait (reference: skipped).
@@ -146,7 +159,7 @@ def evaluate_capture(
        stored them, takes its orders' currency).
     4. an order is in another currency than the payment → wait.
     5. an order is not accepted or refused yet → wait.
-    6. an order is neither refused/canceled nor debited (PA01 not applied) → wait.
+    6. an order is neither refused/canceled nor debited (PA01/SPA01 not applied) → wait.
     7. capture = payment amount − refused and canceled amounts; > 0 → capture (what is not
        a Mirakl order, e.g. the operator's own items, stays in it), else → cancel.
     """
@@ -171,8 +184,9 @@ def evaluate_capture(
         if not orders.is_validated(order):
             return wait(f"Order {order.id} is not ready yet, status is {order.state}")
     for order in logistical_orders:
-        if not orders.is_aborted(order) and not orders.is_paid(order):
-            return wait(f"Order {order.id} is waiting for the customer debit (PA01)")
+        if not orders.is_aborted(order) and not is_debited(order, service_debits or {}):
+            call = "PA01" if isinstance(order, ProductOrder) else "SPA01"
+            return wait(f"Order {order.id} is waiting for the customer debit ({call})")
     aborted = sum(to_minor(orders.aborted_amount(o), currency) for o in logistical_orders)
     amount = payment.amount - aborted
     if amount > 0:

@@ -1,9 +1,10 @@
 """Payment validation orchestration (docs/validation.md): PA01 debits and capture decisions.
 
 ``sync_pending_debits`` confirms (or refuses) Mirakl's pending customer debits against the
-payment mappings; ``sync_captures`` decides which payments to capture or cancel from their
-logistical orders and returns the mapping ids ready for the money job; ``retry_captures`` is
-the console's retry. Pure rules live in ``validation/rules.py``, the money job in
+payment mappings (``sync_service_pending_debits``: SPA11/SPA01 for service orders, ours);
+``sync_captures`` decides which payments to capture or cancel from their logistical orders
+and returns the mapping ids ready for the money job; ``retry_captures`` is the console's
+retry. Pure rules live in ``validation/rules.py``, the money job in
 ``validation/money_job.py``.
 """
 
@@ -11,22 +12,24 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import select
 
 from webapp.extensions import db
 from webapp.models import PaymentMapping, PaymentMappingStatus
 from webapp.services.clients import get_mirakl
 from webapp.services.ledger import transitions
-from webapp.services.mirakl.types import BadItem, PendingDebit, ProductOrder
+from webapp.services.mirakl.types import BadItem, PendingDebit, ServiceDebit
 from webapp.services.validation.rules import (
     ACTOR,
     DEBIT_REASON,
     QUERY_CHUNK,
     CaptureAction,
     DebitDecision,
+    Order,
     Payment,
     choose_payment,
     evaluate_capture,
@@ -66,9 +69,67 @@ def sync_pending_debits() -> dict[str, int]:
     and its mapping gets the reason. Returns counts for the job summary.
     """
     mirakl = get_mirakl()
+    return _confirm_debits(mirakl.list_pending_debits(), mirakl.confirm_debits)
+
+
+def sync_service_pending_debits() -> dict[str, int]:
+    """SPA11 → SPA01: the same for service orders (``ENABLE_SERVICE_PAYMENT_VALIDATION``).
+
+    SPA11 debits carry no commercial id: it comes from the service order (SOR11).
+    """
+    mirakl = get_mirakl()
+    debits = list(mirakl.list_waiting_service_debits())
+    currencies = {d.order_id: d.currency.upper() for d in debits if not isinstance(d, BadItem)}
+
+    def confirm(entries: Sequence[Mapping[str, Any]]) -> list[str | None]:
+        return mirakl.confirm_service_debits(
+            [{**e, "currency_code": currencies[e["order_id"]]} for e in entries]
+        )
+
+    return _confirm_debits(_as_pending_debits(debits), confirm)
+
+
+def _as_pending_debits(
+    debits: Sequence[ServiceDebit | BadItem],
+) -> list[PendingDebit | BadItem]:
+    """SPA11 debits with the commercial id and shop of their SOR11 service order."""
+    ids = [d.order_id for d in debits if not isinstance(d, BadItem)]
+    found = {
+        o.id: o
+        for o in (get_mirakl().list_service_orders_by_id(ids) if ids else [])
+        if not isinstance(o, BadItem)
+    }
+    items: list[PendingDebit | BadItem] = []
+    for debit in debits:
+        order = None if isinstance(debit, BadItem) else found.get(debit.order_id)
+        if isinstance(debit, BadItem) or order is None:
+            items.append(
+                debit
+                if isinstance(debit, BadItem)
+                else BadItem("SOR11", debit.order_id, "service order not returned by SOR11")
+            )
+            continue
+        items.append(
+            PendingDebit(
+                order_id=debit.order_id,
+                commercial_id=order.commercial_id,
+                customer_id=debit.customer_id or order.customer_id,
+                shop_id=order.shop_id,
+                amount=debit.amount,
+                currency=debit.currency,
+            )
+        )
+    return items
+
+
+def _confirm_debits(
+    items: Iterable[PendingDebit | BadItem],
+    confirm: Callable[[Sequence[Mapping[str, Any]]], list[str | None]],
+) -> dict[str, int]:
+    """Confirm (or refuse) the pending debits that have a payment mapping, in one batch."""
     counts: Counter[str] = Counter()
     by_commercial: dict[str, list[PendingDebit]] = defaultdict(list)
-    for item in mirakl.list_pending_debits():
+    for item in items:
         if isinstance(item, BadItem):
             counts["unreadable"] += 1
             log.warning("pending debit %s: unreadable: %s", item.mirakl_id, item.reason)
@@ -88,7 +149,7 @@ def sync_pending_debits() -> dict[str, int]:
         if len(decision.entries) < len(debits):
             counts["currency mismatch"] += len(debits) - len(decision.entries)
     entries = [entry for _, decision in plan for entry in decision.entries]
-    errors = iter(mirakl.confirm_debits(entries) if entries else [])
+    errors = iter(confirm(entries) if entries else [])
     for row, decision in plan:
         failed = []
         for entry in decision.entries:
@@ -121,9 +182,9 @@ def sync_pending_debits() -> dict[str, int]:
 
 def _orders_by_commercial_id(
     commercial_ids: Sequence[str],
-) -> tuple[dict[str, list[ProductOrder]], dict[str, list[str]]]:
+) -> tuple[dict[str, list[Order]], dict[str, list[str]]]:
     """OR11 by commercial id: the readable orders, and reasons for the unreadable ones."""
-    found: dict[str, list[ProductOrder]] = defaultdict(list)
+    found: dict[str, list[Order]] = defaultdict(list)
     unreadable: dict[str, list[str]] = defaultdict(list)
     for item in get_mirakl().list_orders_by_commercial_id(list(commercial_ids)):
         if isinstance(item, BadItem):
@@ -144,6 +205,34 @@ def _orders_by_commercial_id(
     return found, unreadable
 
 
+def _add_service_orders(
+    commercial_ids: Sequence[str],
+    found: dict[str, list[Order]],
+    unreadable: dict[str, list[str]],
+) -> dict[str, ServiceDebit]:
+    """SOR11 orders of these commercial orders, added to ``found``; their SPA11 debits."""
+    service_ids: list[str] = []
+    for item in get_mirakl().list_service_orders_by_commercial_id(list(commercial_ids)):
+        if isinstance(item, BadItem):
+            raw = item.raw if isinstance(item.raw, Mapping) else {}
+            commercial_id = str(raw.get("commercial_order_id") or raw.get("commercial_id") or "")
+            log.warning("service order %s: unreadable: %s", item.mirakl_id, item.reason)
+            if commercial_id:
+                unreadable[commercial_id].append(
+                    f"Order {item.mirakl_id} could not be read from Mirakl: {item.reason}"
+                )
+            continue
+        found[item.commercial_id].append(item)
+        service_ids.append(item.id)
+    if not service_ids:
+        return {}
+    return {
+        d.order_id: d
+        for d in get_mirakl().list_service_debits(service_ids)
+        if not isinstance(d, BadItem)
+    }
+
+
 def sync_captures(mapping_ids: Sequence[int] | None = None) -> tuple[dict[str, int], list[int]]:
     """Decide capture or cancel for authorised payments; return counts and the ids to run.
 
@@ -161,9 +250,11 @@ def sync_captures(mapping_ids: Sequence[int] | None = None) -> tuple[dict[str, i
     counts: Counter[str] = Counter()
     if not rows:
         return {}, []
-    found, unreadable = _orders_by_commercial_id(
-        sorted({r.mirakl_commercial_order_id for r in rows})
-    )
+    commercial_ids = sorted({r.mirakl_commercial_order_id for r in rows})
+    found, unreadable = _orders_by_commercial_id(commercial_ids)
+    debits: dict[str, ServiceDebit] = {}
+    if current_app.config["ENABLE_SERVICE_PAYMENT_VALIDATION"]:
+        debits = _add_service_orders(commercial_ids, found, unreadable)
     ready: list[int] = []
     for row in rows:
         if row.attempted_at is not None and row.captured_amount is not None:
@@ -171,7 +262,9 @@ def sync_captures(mapping_ids: Sequence[int] | None = None) -> tuple[dict[str, i
             ready.append(row.id)
             continue
         cid = row.mirakl_commercial_order_id
-        decision = evaluate_capture(Payment.of(row), found.get(cid, []), unreadable.get(cid, []))
+        decision = evaluate_capture(
+            Payment.of(row), found.get(cid, []), unreadable.get(cid, []), debits
+        )
         counts[decision.action.value] += 1
         if decision.action == CaptureAction.WAIT:
             log.info(
