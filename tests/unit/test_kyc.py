@@ -92,6 +92,7 @@ def test_account_flags_are_not_swapped():
     ],
 )  # fmt: skip
 def test_kyc_patch(kwargs, expected):
+    kwargs = dict(kwargs)  # the parameters are shared by every run of this test
     status = kwargs.pop("status")
     assert kyc_patch(3, status, **kwargs) == expected
 

@@ -87,6 +87,10 @@ def dispatch(operation: str, ids: Sequence[int], *, inline: bool) -> int:
     """
     if not ids:
         return 0
+    # The jobs read their rows in sessions of their own (a worker's, or a thread's): what
+    # they read must be committed, and the caller's copies, which they are about to change,
+    # expire with the commit so that the caller reads the jobs' outcome, not its old copy.
+    db.session.commit()
     if inline:
         return _run_inline(operation, ids)
     queue = get_queue(MONEY_QUEUE)

@@ -45,6 +45,7 @@ from webapp.services.split.rules import (
     evaluate_order_transfer,
     payment_facts,
 )
+from webapp.services.stripe.bulk import read_payments
 from webapp.services.stripe.gateway import StripeGateway
 
 log = logging.getLogger(__name__)
@@ -165,19 +166,64 @@ class OrderPass:
         ).scalars()
         return {row.mirakl_id: row for row in rows}
 
+    def preload_payments(
+        self,
+        items: Sequence[Order | BadItem | None],
+        order_ids: Sequence[str],
+        rows: dict[str, StripeTransfer],
+        debits: dict[str, ServiceDebit],
+        may_update: Callable[[StripeTransfer], bool],
+    ) -> None:
+        """Read in bulk (list calls) the payments this chunk's evaluations will look up.
+
+        The payments are listed while the chunk is evaluated, the moment the one-by-one
+        retrieves they replace were made, so the facts are exactly as fresh as before: a
+        charge refunded after this read would have been missed by a retrieve just the same,
+        and the transfer's ``source_transaction`` still ties it to that charge. A payment the
+        lists do not return is retrieved one by one, as before.
+        """
+        wanted: set[str] = set()
+        created: list[Any] = []
+        for order_id, item in zip(order_ids, items, strict=True):
+            if item is None or isinstance(item, BadItem):
+                continue
+            if not self.has_work(order_id, rows, may_update):
+                continue
+            decision = self.evaluate(item, debits.get(order_id), rows.get(order_id), False, False)
+            if decision.needs_payment and decision.needs_payment not in self.payments:
+                wanted.add(decision.needs_payment)
+                if item.created_date is not None:
+                    created.append(item.created_date)
+        try:
+            found = read_payments(get_stripe(), wanted, created)
+        except (StripeRefused, StripeOutcomeUnknown) as exc:
+            log.info("%d payments: bulk read failed, read one by one: %s", len(wanted), exc)
+            return
+        for payment_id, (payment, charge) in found.items():
+            self.remember(payment_id, payment_facts(payment, charge))
+
+    def remember(self, payment_id: str, facts: PaymentFacts) -> None:
+        """Keep a payment's facts; only the latest ``PAYMENT_CACHE`` stay."""
+        if len(self.payments) >= PAYMENT_CACHE:
+            del self.payments[next(iter(self.payments))]
+        self.payments[payment_id] = facts
+
     def payment(self, payment_id: str) -> PaymentFacts:
         """The payment's facts, looked up once for the orders (and ``_TAX`` twins) sharing it;
         only the latest ``PAYMENT_CACHE`` are kept, so memory stays flat on long runs."""
         if payment_id not in self.payments:
-            if len(self.payments) >= PAYMENT_CACHE:
-                del self.payments[next(iter(self.payments))]
-            self.payments[payment_id] = fetch_payment(get_stripe(), payment_id)
+            self.remember(payment_id, fetch_payment(get_stripe(), payment_id))
         return self.payments[payment_id]
 
     # ------------------------------------------------------------ deciding and recording
 
     def evaluate(
-        self, order: Order, debit: ServiceDebit | None, row: StripeTransfer | None, is_tax: bool
+        self,
+        order: Order,
+        debit: ServiceDebit | None,
+        row: StripeTransfer | None,
+        is_tax: bool,
+        with_payment: bool = True,
     ) -> Decision:
         facts: dict[str, Any] = {
             "is_tax": is_tax,
@@ -190,7 +236,7 @@ class OrderPass:
         }
         account = self.accounts.get(order.shop_id) if order.shop_id else None
         decision = evaluate_order_transfer(order, account, **facts)
-        if decision.needs_payment:
+        if decision.needs_payment and with_payment:
             payment = self.payment(decision.needs_payment)
             decision = evaluate_order_transfer(order, account, payment=payment, **facts)
         return decision
@@ -300,6 +346,7 @@ class OrderPass:
                 if item is not None and self.has_work(order_id, rows, may_update)
             ]
         )
+        self.preload_payments(items, order_ids, rows, debits, may_update)
         counts = self.counts.copy()
         try:
             with db.session.begin_nested():

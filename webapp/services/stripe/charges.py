@@ -10,17 +10,9 @@ from webapp.models import PaymentMappingStatus
 
 # What a payment can be, seen from Stripe (``payment_state``).
 CAPTURABLE = "capturable"  # authorised, waiting for capture
-
-
 CAPTURED = "captured"
-
-
 CANCELED = "canceled"  # authorisation released, or fully refunded before capture
-
-
 FAILED = "failed"
-
-
 NOT_READY = "not_ready"  # still processing or waiting for the customer
 
 

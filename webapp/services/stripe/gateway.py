@@ -212,6 +212,20 @@ class StripeGateway:
     def retrieve_charge(self, charge_id: str) -> dict[str, Any]:
         return self._call("retrieve charge", "get", f"/v1/charges/{_segment(charge_id)}")
 
+    def list_charges(
+        self, *, created_gte: int, created_lte: int, max_items: int
+    ) -> Iterator[dict[str, Any]]:
+        """Charges created in ``[created_gte, created_lte]`` (Unix seconds), newest first."""
+        params = {"created": {"gte": created_gte, "lte": created_lte}}
+        return self._list("/v1/charges", params, max_items=max_items)
+
+    def list_payment_intents(
+        self, *, created_gte: int, created_lte: int, max_items: int
+    ) -> Iterator[dict[str, Any]]:
+        """PaymentIntents created in ``[created_gte, created_lte]`` (Unix seconds), newest first."""
+        params = {"created": {"gte": created_gte, "lte": created_lte}}
+        return self._list("/v1/payment_intents", params, max_items=max_items)
+
     def retrieve_payment_intent(self, payment_intent_id: str) -> dict[str, Any]:
         path = f"/v1/payment_intents/{_segment(payment_intent_id)}"
         return self._call("retrieve payment intent", "get", path)

@@ -9,10 +9,8 @@ import pytest
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import inspect, select, text, update
 
-from tests.conftest import _empty_tables
-from webapp import create_app
+from tests.ledger.conftest import new_transfer
 from webapp.clock import utcnow
-from webapp.db_cli import init_migrations
 from webapp.errors import IllegalTransition, MiraklUnavailable
 from webapp.extensions import db
 from webapp.jobs.runner import run_job
@@ -25,42 +23,8 @@ from webapp.models import (
     StripePayout,
     StripeTransfer,
     TransferStatus,
-    TransferType,
 )
 from webapp.services.ledger import checkpoints, leases, transitions
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def backend_app(request, base_env):
-    url = request.getfixturevalue(f"{request.param}_url")
-    application = create_app({**base_env, "DATABASE_URL": url})
-    init_migrations(application)
-    with application.app_context():
-        upgrade()
-    yield application
-    with application.app_context():
-        db.engine.dispose()
-
-
-@pytest.fixture
-def dapp(backend_app):
-    with backend_app.app_context():
-        _empty_tables()
-        yield backend_app
-        db.session.remove()
-
-
-def new_transfer(mirakl_id: str = "O-1-A", status=TransferStatus.PENDING) -> StripeTransfer:
-    row = StripeTransfer(
-        mirakl_id=mirakl_id,
-        type=TransferType.PRODUCT_ORDER.value,
-        amount=8073,
-        currency="eur",
-        mirakl_shop_id=1,
-    )
-    transitions.create(row, status, None, actor="test")
-    db.session.commit()
-    return row
 
 
 def test_migrations_create_every_table_and_go_down_and_up(dapp):
