@@ -11,6 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -198,11 +199,11 @@ class PaymentMapping(Timestamps, MoneyAttempt, db.Model):
     status: Mapped[str] = mapped_column(
         String(32), default=PaymentMappingStatus.TO_CAPTURE, index=True
     )
-    stripe_amount: Mapped[int | None] = mapped_column(Integer)
+    stripe_amount: Mapped[int | None] = mapped_column(BigInteger)
     # Ours
     currency: Mapped[str | None] = mapped_column(String(3))
     status_reason: Mapped[str | None] = mapped_column(String(REASON_LENGTH))
-    captured_amount: Mapped[int | None] = mapped_column(Integer)
+    captured_amount: Mapped[int | None] = mapped_column(BigInteger)
     mirakl_debit_status: Mapped[str | None] = mapped_column(String(16))  # PA01 sent: OK/REFUSED
 
     def __str__(self) -> str:
@@ -226,7 +227,7 @@ class StripeTransfer(Timestamps, MoneyAttempt, db.Model):
     )
     transfer_id: Mapped[str | None] = mapped_column(String(255), index=True)
     transaction_id: Mapped[str | None] = mapped_column(String(255), index=True)
-    amount: Mapped[int | None] = mapped_column(Integer)
+    amount: Mapped[int | None] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(32), index=True)
     status_reason: Mapped[str | None] = mapped_column(String(REASON_LENGTH))
     currency: Mapped[str | None] = mapped_column(String(3))
@@ -248,7 +249,7 @@ class StripeRefund(Timestamps, MoneyAttempt, db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     type: Mapped[str] = mapped_column(String(32), default=RefundType.PRODUCT_ORDER)
-    amount: Mapped[int | None] = mapped_column(Integer)
+    amount: Mapped[int | None] = mapped_column(BigInteger)
     currency: Mapped[str | None] = mapped_column(String(3))
     mirakl_refund_id: Mapped[str] = mapped_column(String(255), unique=True)
     mirakl_commercial_order_id: Mapped[str | None] = mapped_column(String(255), index=True)
@@ -275,7 +276,7 @@ class StripePayout(Timestamps, MoneyAttempt, db.Model):
     account_mapping_id: Mapped[int | None] = mapped_column(
         ForeignKey("account_mapping.id", ondelete="SET NULL"), index=True
     )
-    amount: Mapped[int | None] = mapped_column(Integer, default=0)
+    amount: Mapped[int | None] = mapped_column(BigInteger, default=0)
     currency: Mapped[str | None] = mapped_column(String(3))
     mirakl_invoice_id: Mapped[int] = mapped_column(Integer, unique=True)
     payout_id: Mapped[str | None] = mapped_column(String(255), index=True)
@@ -401,8 +402,8 @@ class ReconciliationFinding(db.Model):
     mirakl_id: Mapped[str | None] = mapped_column(String(255), index=True)
     stripe_id: Mapped[str | None] = mapped_column(String(255), index=True)
     stripe_account_id: Mapped[str | None] = mapped_column(String(255))
-    our_amount: Mapped[int | None] = mapped_column(Integer)
-    their_amount: Mapped[int | None] = mapped_column(Integer)
+    our_amount: Mapped[int | None] = mapped_column(BigInteger)
+    their_amount: Mapped[int | None] = mapped_column(BigInteger)
     currency: Mapped[str | None] = mapped_column(String(3))
     their_currency: Mapped[str | None] = mapped_column(String(3))
     detail: Mapped[str | None] = mapped_column(String(REASON_LENGTH))

@@ -417,7 +417,7 @@ def test_scheduled_run_goes_through_the_runner(healthy: Flask) -> None:
         row = db.session.execute(select(SetupCheck)).scalar_one()
         assert run.outcome == JobOutcome.SUCCEEDED
         assert row.trigger == "scheduler"
-        assert ctx.lines[-1] == "checks: 16 run, 0 failed"
+        assert ctx.lines[-1] == "checks: 17 run, 0 failed"
         assert any(line.startswith("ok    mirakl:") for line in ctx.lines)
         assert schedules()["doctor"] == "0 * * * *"
 

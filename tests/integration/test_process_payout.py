@@ -583,3 +583,41 @@ def test_mirakl_down_fails_the_run_and_keeps_the_checkpoint(app, runner, mirakl,
     assert "process-payout failed" in result.output
     assert db.session.execute(select(func.count(StripePayout.id))).scalar_one() == 0
     assert db.session.execute(select(Config.value)).scalars().all() in ([], [None])
+
+
+# ---------------------------------------------------------------- 64-bit amounts
+
+
+@pytest.mark.parametrize(
+    ("currency", "amount", "minor_units"),
+    [
+        ("JPY", "30000000", 30_000_000),  # ¥30M, a zero-decimal currency
+        ("KRW", "3000000000", 3_000_000_000),  # ₩3bn: beyond 2**31 - 1 minor units
+        ("EUR", "30000000.01", 3_000_000_001),  # €30M: beyond 2**31 - 1 cents
+    ],
+)
+def test_large_payouts_are_paid_not_held(
+    app, runner, mirakl, stripe, currency, amount, minor_units
+):
+    acct = add_seller(stripe)
+    stripe.set_balance(acct, currency.lower(), minor_units)
+    mirakl.add_invoices(
+        [make_invoice(1, amount_transferred=amount, subscription="0", other_credits="0",
+                      other_invoices="0", currency=currency)]
+    )  # fmt: skip
+
+    result = run(runner)
+
+    assert result.exit_code == 0, result.output
+    row = payout()
+    assert (row.status, row.amount, row.currency, row.status_reason) == (
+        "PAYOUT_CREATED",
+        minor_units,
+        currency.lower(),
+        None,
+    )
+    assert [(p["amount"], p["currency"]) for p in stripe.objects("payouts")] == [
+        (minor_units, currency.lower())
+    ]
+    available = {b["currency"]: b["amount"] for b in stripe.balance(acct)["available"]}
+    assert available[currency.lower()] == 0

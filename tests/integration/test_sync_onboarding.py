@@ -299,3 +299,57 @@ def test_onboarding_disabled(make_app, mirakl, stripe):
     assert result.exit_code == 0
     assert "seller onboarding disabled" in result.output
     assert stripe.objects("accounts") == []
+
+
+# ---------------------------------------------------------------- never a second account
+
+
+def make_account(shop_id: int | None) -> str:
+    """A connected account made before us (by the PHP connector when it names a shop)."""
+    metadata = {"miraklShopId": str(shop_id)} if shop_id is not None else {}
+    params = {"type": "express", "metadata": metadata}
+    return get_stripe().create_account(params, idempotency_key=f"before-{shop_id}")["id"]
+
+
+def test_shops_onboarded_before_adopt_their_account(app, runner, mirakl, stripe):
+    by_php = make_account(21)  # metadata and link, as the PHP connector leaves them
+    by_hand = make_account(None)  # no metadata: found through the link only
+    metadata_only = make_account(23)  # the link was never written (S07 failed back then)
+    link = f"{stripe.base_url}/_sandbox/onboarding/{by_php}/tok"
+    login = f"{stripe.base_url}/_sandbox/express/{by_hand}/tok"
+    mirakl.add_shops(
+        [
+            make_shop(21, shop_additional_fields=[{"code": FIELD, "value": link}]),
+            make_shop(22, shop_additional_fields=[{"code": FIELD, "value": login}]),
+            make_shop(23),
+        ]
+    )
+    stripe.clear_requests()
+
+    result = sync(runner)
+
+    assert result.exit_code == 0, result.output
+    assert "0 accounts created, 3 accounts recovered, 1 links written" in result.output
+    assert len(stripe.objects("accounts")) == 3
+    assert [r for r in stripe.requests(method="POST") if r["path"] == "/v1/accounts"] == []
+    found = {shop: m.stripe_account_id for shop, m in mappings().items()}
+    assert found == {21: by_php, 22: by_hand, 23: metadata_only}
+    assert shop_field(mirakl, 21) == link and shop_field(mirakl, 22) == login  # kept
+    assert f"/_sandbox/onboarding/{metadata_only}/" in shop_field(mirakl, 23)
+
+
+def test_an_account_of_another_shop_is_never_adopted(app, runner, mirakl, stripe):
+    other = make_account(99)
+    mirakl.add_shops(
+        [
+            make_shop(24, shop_additional_fields=[
+                {"code": FIELD, "value": f"{stripe.base_url}/_sandbox/onboarding/{other}/tok"}
+            ]),
+        ]
+    )  # fmt: skip
+
+    result = sync(runner)
+
+    assert "1 accounts created" in result.output, result.output
+    assert mappings()[24].stripe_account_id != other
+    assert len(stripe.objects("accounts")) == 2

@@ -22,7 +22,7 @@ SERVICE_LAYERS: list[set[str]] = [
     {"clients", "ledger", "access"},
     {"notify"},
     {"onboarding", "validation", "split", "refunds", "payouts", "reconcile"},
-    {"webhooks", "dispatch", "timeline", "rerun", "setup"},
+    {"webhooks", "dispatch", "timeline", "rerun", "setup", "takeover"},
 ]
 WORKFLOWS = SERVICE_LAYERS[3]
 

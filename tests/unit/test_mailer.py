@@ -116,6 +116,7 @@ def test_dsn_credentials_are_redacted_from_logs():
         "MIRAKL_HOST_NAME": "https://acme.mirakl.net",
         "MIRAKL_API_KEY": "mirakl-secret-key",
         "MAILER_DSN": "failover(sendgrid+smtp://SG.sendgridkey@default smtp://u:pass1234@h:25)",
+        "APP_SECRET": "a-dedicated-app-secret-of-at-least-32-characters",
     }
     values = secret_values(load_config(env, instance_path="/tmp/instance"))
     assert "SG.sendgridkey" in values and "pass1234" in values

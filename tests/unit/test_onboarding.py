@@ -6,10 +6,12 @@ import pytest
 
 from webapp.services.mirakl.types import Shop
 from webapp.services.onboarding.rules import (
+    account_id_in_link,
     account_params,
     is_ignored,
     is_token_well_formed,
     link_patch,
+    may_adopt,
     new_token,
     refresh_url,
     should_write_link,
@@ -138,3 +140,25 @@ def test_tokens_carry_at_least_128_random_bits():
 )
 def test_token_format(token, ok):
     assert is_token_well_formed(token) is ok
+
+
+@pytest.mark.parametrize(
+    ("link", "expected"),
+    [
+        ("https://connect.stripe.com/setup/e/acct_1AbC2dE/xyz", "acct_1AbC2dE"),
+        ("https://connect.stripe.com/express/acct_9Z/abc", "acct_9Z"),
+        ("https://connect.stripe.com/express/oauth/authorize?state=acct_1", None),
+        ("https://mine", None),
+        ("", None),
+    ],
+)
+def test_account_id_in_link(link, expected):
+    assert account_id_in_link(link) == expected
+
+
+@pytest.mark.parametrize(
+    ("metadata", "expected"),
+    [({}, True), ({"miraklShopId": "7"}, True), ({"miraklShopId": "8"}, False)],
+)
+def test_may_adopt_only_an_account_of_no_other_shop(metadata, expected):
+    assert may_adopt({"id": "acct_1", "metadata": metadata}, 7) is expected

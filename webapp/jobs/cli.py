@@ -9,6 +9,7 @@ import click
 from flask.cli import AppGroup
 
 from webapp.jobs.admin_cli import create_admin_command
+from webapp.jobs.import_reference import import_reference_command
 from webapp.jobs.register_webhooks import register_webhooks_command
 from webapp.jobs.runner import run_job
 from webapp.jobs.scheduler import scheduler_command
@@ -44,3 +45,4 @@ connector_cli.add_command(register_webhooks_command)
 connector_cli.add_command(scheduler_command)
 connector_cli.add_command(worker_command)
 connector_cli.add_command(create_admin_command)
+connector_cli.add_command(import_reference_command)

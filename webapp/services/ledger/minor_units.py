@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-MAX_AMOUNT = 2**31 - 1  # minor units: amounts are stored in Integer columns
+# Minor units: amounts are stored in BigInteger columns (64-bit since migration 0002); an
+# amount beyond is garbage from Mirakl, held with a reason rather than crashing the insert.
+MAX_AMOUNT = 2**63 - 1
 
 
 # Stripe's zero-decimal currencies: the amount is already in the smallest unit.

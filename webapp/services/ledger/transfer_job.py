@@ -19,7 +19,9 @@ from webapp.services.stripe.gateway import StripeGateway
 
 ACTOR = "money-job"
 SELLER_TO_PLATFORM = {TransferType.SUBSCRIPTION, TransferType.EXTRA_INVOICES}
-LOOKUP_MARGIN = timedelta(hours=1)  # look for a lost transfer this long before the row existed
+# Look for a lost transfer this long before the row existed: rows imported from the PHP
+# connector carry its server's local time (anything from UTC-12 to UTC+14), not UTC.
+LOOKUP_MARGIN = timedelta(hours=27)
 
 
 def transfer_metadata(row: StripeTransfer) -> dict[str, Any]:

@@ -244,8 +244,9 @@ def _tls_context(transport: Transport) -> ssl.SSLContext:
     return context
 
 
-def _send_smtp(transport: Transport, message: EmailMessage) -> None:
-    """Deliver over SMTP: implicit TLS, or STARTTLS when offered (Symfony's auto_tls)."""
+def _open_smtp(transport: Transport) -> smtplib.SMTP:
+    """A connected, greeted (and logged-in) SMTP session: implicit TLS, or STARTTLS when
+    offered (Symfony's auto_tls). The caller closes it."""
     context = _tls_context(transport)
     local = transport.local_domain
     if transport.implicit_tls:
@@ -254,7 +255,7 @@ def _send_smtp(transport: Transport, message: EmailMessage) -> None:
         )
     else:
         server = smtplib.SMTP(transport.host, transport.port, local_hostname=local, timeout=TIMEOUT)
-    with server:
+    try:
         server.ehlo()
         is_tls = transport.implicit_tls
         if not is_tls and transport.auto_tls and server.has_extn("starttls"):
@@ -265,7 +266,39 @@ def _send_smtp(transport: Transport, message: EmailMessage) -> None:
             raise smtplib.SMTPNotSupportedError("the server does not offer STARTTLS")
         if transport.username:
             server.login(transport.username, transport.password or "")
+    except BaseException:
+        server.close()
+        raise
+    return server
+
+
+def _send_smtp(transport: Transport, message: EmailMessage) -> None:
+    with _open_smtp(transport) as server:
         server.send_message(message)
+
+
+def describe_transport(transport: Transport) -> str:
+    """Where a transport sends, for messages: ``host:port`` or the sendmail command."""
+    return (
+        f"{transport.host}:{transport.port}" if transport.kind == "smtp" else transport.command[0]
+    )
+
+
+def check_transport(transport: Transport) -> None:
+    """Reach the transport as a send would (connect, TLS, login), sending nothing.
+
+    Raises:
+        OSError, smtplib.SMTPException, ssl.SSLError: it cannot be reached; for sendmail,
+        FileNotFoundError when the binary is missing.
+    """
+    if transport.kind == "smtp":
+        with _open_smtp(transport):
+            return
+    if transport.kind == "sendmail":
+        if not _is_executable(transport.command[0]):
+            raise FileNotFoundError(f"sendmail binary {transport.command[0]} not found")
+        return
+    raise NotImplementedError(transport.problem)
 
 
 def _send_sendmail(transport: Transport, message: EmailMessage, sender: str) -> None:

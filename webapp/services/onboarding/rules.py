@@ -21,6 +21,7 @@ Mirakl, ``onboarding/mappings.py`` the operator API's mappings.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -41,6 +42,9 @@ IGNORING_UNKNOWN = "Ignoring account.updated event for non-Mirakl Stripe account
 IGNORING_NOT_SUBMITTED = "Ignoring account.updated event until details are submitted for account."
 MAPPING_UPDATED = "Account mapping updated."
 ALREADY_MAPPED = "The provided Mirakl Shop ID or Stripe User Id is already mapped"
+# Account Links (``/setup/e/acct_…/``) and Express login links (``/express/acct_…/``) name
+# the account they are for.
+ACCOUNT_IN_LINK = re.compile(r"\b(acct_[A-Za-z0-9]+)")
 
 
 class MappingRejected(ConnectorError):
@@ -82,6 +86,20 @@ def account_params(shop: Shop, *, prefill: bool) -> dict[str, Any]:
 def is_ignored(shop: Shop, field_code: str) -> bool:
     """The shop opted out of money movements: its boolean field is ``true``."""
     return shop.additional_fields.get(field_code, "").strip().lower() == "true"
+
+
+def account_id_in_link(value: str) -> str | None:
+    """The ``acct_…`` id a link in the shop's field was made for, if it names one."""
+    if LEGACY_OAUTH_MARK in value:
+        return None
+    found = ACCOUNT_IN_LINK.search(value)
+    return found.group(1) if found else None
+
+
+def may_adopt(account: Mapping[str, Any], shop_id: int) -> bool:
+    """An existing account may become this shop's: it carries no other shop in its metadata."""
+    shop = (account.get("metadata") or {}).get("miraklShopId")
+    return shop in (None, "", str(shop_id))
 
 
 def should_write_link(current_value: str) -> bool:

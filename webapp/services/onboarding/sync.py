@@ -28,15 +28,18 @@ from webapp.services.mirakl.types import BadItem, Shop
 from webapp.services.onboarding.links import (
     _apply_account,
     create_onboarding_url,
+    find_mapping_by_account,
     find_mapping_by_shop,
 )
 from webapp.services.onboarding.rules import (
     CHECKPOINT,
     CLAIM_REASON,
     REFUSED_PREFIX,
+    account_id_in_link,
     account_params,
     is_ignored,
     link_patch,
+    may_adopt,
     should_write_link,
 )
 
@@ -177,10 +180,11 @@ def _create_mapping(shop: Shop, run: ShopSync) -> AccountMapping:
         pending = PendingShop(mirakl_shop_id=shop.id, reason=CLAIM_REASON, attempts=0)
         db.session.add(pending)
         db.session.commit()  # the claim: a crash from here on leaves a trace to recover from
-    elif not (pending.reason or "").startswith(REFUSED_PREFIX):
-        # An earlier try may have created the account (crash, lost answer). After a
-        # refusal it cannot have, and listing every account each minute would be waste.
-        account = run.existing_account(shop.id)
+    if not (pending.reason or "").startswith(REFUSED_PREFIX):
+        # Never a second account: the shop may have one already (made by the PHP connector,
+        # by us with another database, or by an earlier try whose answer was lost). After a
+        # refusal none can have appeared, and listing every account each minute is waste.
+        account = _find_existing_account(shop, run)
     if account is None:
         key = idempotency_key("account", shop.id, pending.attempts)
         params = account_params(shop, prefill=current_app.config["STRIPE_PREFILL_ONBOARDING"])
@@ -194,7 +198,7 @@ def _create_mapping(shop: Shop, run: ShopSync) -> AccountMapping:
         log.info("shop %s: created Stripe account %s", shop.id, account["id"])
     else:
         run.found += 1
-        log.info("shop %s: recovered Stripe account %s by metadata", shop.id, account["id"])
+        log.info("shop %s: adopted its existing Stripe account %s", shop.id, account["id"])
     mapping = AccountMapping(
         mirakl_shop_id=shop.id, stripe_account_id=account["id"], mirakl_shop_name=shop.name
     )
@@ -202,6 +206,27 @@ def _create_mapping(shop: Shop, run: ShopSync) -> AccountMapping:
     db.session.add(mapping)
     db.session.commit()
     return mapping
+
+
+def _find_existing_account(shop: Shop, run: ShopSync) -> dict[str, Any] | None:
+    """The account named by the link in the shop's field, else the one whose metadata names
+    the shop; never one mapped to another shop or carrying another shop's id."""
+    link = shop.additional_fields.get(current_app.config["MIRAKL_CUSTOM_FIELD_CODE"], "")
+    linked = account_id_in_link(link)
+    if linked:
+        try:
+            account = get_stripe().retrieve_account(linked)
+        except StripeRefused:
+            log.info("shop %s: the account %s in its link is not ours", shop.id, linked)
+        else:
+            if _is_adoptable(account, shop.id):
+                return account
+    account = run.existing_account(shop.id)
+    return account if account is not None and _is_adoptable(account, shop.id) else None
+
+
+def _is_adoptable(account: dict[str, Any], shop_id: int) -> bool:
+    return may_adopt(account, shop_id) and find_mapping_by_account(account["id"]) is None
 
 
 def _record_failure(shop_id: int, reason: str, run: ShopSync) -> None:

@@ -29,7 +29,7 @@ from webapp.extensions import db
 from webapp.models import WebhookEvent
 from webapp.services.mirakl.client import MiraklClient
 from webapp.services.mirakl.types import AdditionalField
-from webapp.services.notify.mailer import mail, send_mail
+from webapp.services.notify.mailer import check_transport, describe_transport, send_mail
 from webapp.services.queueing.queues import ALL_QUEUES
 from webapp.services.setup import rules
 from webapp.services.setup.results import CheckResult, Level, fail, ok, record_result, warn
@@ -249,10 +249,10 @@ def check_mail(*, send_test_mail: bool = False) -> list[CheckResult]:
     cfg = current_app.config
     if not cfg["MAIL_ENABLED"]:
         return [ok("mail", "disabled (MAILER_DSN=smtp://null)")]
-    server = f"{cfg['MAIL_SERVER']}:{cfg['MAIL_PORT']}"
+    transport = cfg["MAILER"].transports[0]
+    server = describe_transport(transport)
     try:
-        with mail.connect():
-            pass
+        check_transport(transport)
     except Exception as exc:  # noqa: BLE001 - smtplib and ssl raise many unrelated types
         return [fail("mail", f"SMTP {server} failed ({type(exc).__name__}): check MAILER_DSN")]
     if not cfg["TECHNICAL_ALERT_EMAIL"]:

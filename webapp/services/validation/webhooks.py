@@ -24,6 +24,7 @@ from webapp.extensions import db
 from webapp.models import PaymentMapping, PaymentMappingStatus
 from webapp.services.clients import get_stripe
 from webapp.services.ledger import transitions
+from webapp.services.ledger.minor_units import MAX_AMOUNT
 from webapp.services.stripe.charges import evaluate_charge_status
 from webapp.services.stripe.events import WebhookAnswer, event_object, event_object_id
 
@@ -35,7 +36,6 @@ MAPPING_CREATED = "Payment mapping created."
 MAPPING_UPDATED = "Payment mapping updated."
 UPDATE_TRIES = 3  # compare-and-set retries when two deliveries race on one mapping
 MAX_COMMERCIAL_ID_LENGTH = 255  # characters of PaymentMapping.mirakl_commercial_order_id
-MAX_AMOUNT = 2**31 - 1  # minor units an Integer column holds
 
 
 # ---------------------------------------------------------------- pure rules
