@@ -19,7 +19,7 @@ PACKAGE = ROOT / "webapp"
 # from its own layer or a lower one, never a higher one.
 SERVICE_LAYERS: list[set[str]] = [
     {"http", "queueing", "mirakl", "stripe"},
-    {"clients", "ledger", "access"},
+    {"clients", "ledger", "access", "console_security"},
     {"notify"},
     {"onboarding", "validation", "split", "refunds", "payouts", "reconcile"},
     {"webhooks", "dispatch", "timeline", "rerun", "setup", "takeover"},
@@ -162,6 +162,12 @@ def test_services_import_only_their_layer_or_below() -> None:
             if other is not None and layer_of(other) > layer_of(unit):
                 upward.append(f"{module} imports {target}")
     assert upward == []
+
+
+def test_every_services_package_has_a_layer() -> None:
+    units = {service_unit(module) for module in all_modules()} - {None, "__init__"}
+    placed = set().union(*SERVICE_LAYERS)
+    assert sorted(units - placed) == []
 
 
 def test_workflows_do_not_import_each_other() -> None:
