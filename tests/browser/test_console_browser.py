@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from flask import Flask
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Page
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from sandbox.mirakl.demo import make_product_order
 from tests.seeding import sandbox
@@ -40,40 +36,8 @@ from webapp.views.auth import create_user
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
 EMAIL, PASSWORD = "ops@example.com", "correct horse battery"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-
-
-@pytest.fixture
-def console_app(make_app) -> Iterator[Flask]:
-    app = make_app(ENABLE_PRODUCT_PAYMENT_SPLIT="true")
-    with app.app_context():
-        yield app
-
-
-@pytest.fixture
-def live_url(console_app: Flask) -> Iterator[str]:
-    """The console served over real HTTP on 127.0.0.1."""
-    server = make_server("127.0.0.1", 0, console_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
-    server.server_close()
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def failed_transfer(order_id: str, mapping: AccountMapping, charge: str) -> int:
