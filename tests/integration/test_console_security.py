@@ -213,9 +213,13 @@ def test_concurrent_wrong_passwords_cannot_slip_past_the_lockout(console_app, li
     db.session.expire_all()
     _, account_key = throttle.throttle_keys(EMAIL, attacker)
     counter = db.session.get(LoginThrottle, account_key)
-    assert counter.failures == 8
+    # Every attempt that reached the counter was counted (the racy read-modify-write lost
+    # most of them and never locked); one that arrives once the lock is set is refused
+    # without being counted, so how many reach it depends on the timing.
+    assert throttle.ACCOUNT_IP_LIMIT <= counter.failures <= 8
     assert counter.locked_until > utcnow()
-    assert db.session.execute(select(OperatorUser.failed_logins)).scalar_one() == 8
+    failed = db.session.execute(select(OperatorUser.failed_logins)).scalar_one()
+    assert failed == counter.failures
     # Locked for this IP: the right password is refused from it...
     assert log_in(browser(attacker), live_url).status_code == 401
     # ...but the operator, elsewhere, still logs in: 5 requests cannot lock them out.

@@ -13,6 +13,7 @@ from sqlalchemy import delete, select
 from sandbox.mirakl.control import MiraklControl
 from sandbox.mirakl.demo import make_invoice, make_product_order, make_refund_line
 from sandbox.stripe.control import StripeControl
+from tests.seeding import create_ready_account
 from webapp.extensions import db
 from webapp.models import (
     AccountMapping,
@@ -51,9 +52,7 @@ def cli(app: Flask, *args: str) -> list[str]:
 
 def seller(stripe: StripeControl, shop_id: int = 1) -> str:
     """A connected account with funds and payouts enabled, mapped to the shop."""
-    acct = get_stripe().create_account(
-        {"type": "express", "country": "FR"}, idempotency_key=f"test-account-{shop_id}"
-    )["id"]
+    acct = create_ready_account(f"test-account-{shop_id}")
     stripe.set_account(acct, charges_enabled=True, payouts_enabled=True)
     stripe.set_balance(acct, "eur", 10_000_000)
     db.session.add(

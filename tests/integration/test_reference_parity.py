@@ -13,10 +13,10 @@ from sqlalchemy import select, update
 from sandbox.mirakl.demo import make_product_order, make_shop
 from sandbox.stripe.events import make_event, sign_payload
 from tests.integration import test_process_refund as refunds_e2e
+from tests.seeding import create_ready_account, fund_platform
 from webapp.clock import utcnow
 from webapp.extensions import db
 from webapp.models import AccountMapping, Lease, Notification, StripeTransfer
-from webapp.services.clients import get_stripe
 from webapp.services.stripe.gateway import STRIPE_API_VERSION
 
 SPLIT_ON = {"ENABLE_PRODUCT_PAYMENT_SPLIT": "true"}
@@ -24,12 +24,11 @@ REFUND_FLAGS = {"ENABLE_PRODUCT_PAYMENT_REFUND": "true"}
 
 
 def connect_shop(shop_id: int) -> str:
-    account = get_stripe().create_account(
-        {"type": "express", "country": "FR"}, idempotency_key=f"test-parity-account-{shop_id}"
-    )
-    db.session.add(AccountMapping(mirakl_shop_id=shop_id, stripe_account_id=account["id"]))
+    account = create_ready_account(f"test-parity-account-{shop_id}")
+    fund_platform()  # these orders carry no charge: transfers come from the platform balance
+    db.session.add(AccountMapping(mirakl_shop_id=shop_id, stripe_account_id=account))
     db.session.commit()
-    return account["id"]
+    return account
 
 
 def transfer_rows() -> dict[str, tuple[str, str | None]]:

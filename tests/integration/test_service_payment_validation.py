@@ -11,9 +11,9 @@ from sqlalchemy import select
 
 from sandbox.mirakl.demo import make_service_debit, make_service_order
 from tests.integration.test_validate_pending_debit import mapping, pay, stripe_writes
+from tests.seeding import create_ready_account
 from webapp.extensions import db
 from webapp.models import AccountMapping, StripeTransfer
-from webapp.services.clients import get_stripe
 
 SPA = "/api/mms/debits"
 ON = {"ENABLE_SERVICE_PAYMENT_VALIDATION": "true", "ENABLE_SERVICE_PAYMENT_SPLIT": "true"}
@@ -65,8 +65,8 @@ def entry(order_id: str, charge_id: str, status: str = "OK") -> dict:
 def test_accepted_service_order_is_debited_captured_then_paid_to_the_seller(
     service_app, mirakl, stripe
 ):
-    account = get_stripe().create_account({"type": "express"}, idempotency_key="test-svc-1")
-    db.session.add(AccountMapping(mirakl_shop_id=1, stripe_account_id=account["id"]))
+    account = create_ready_account("test-svc-1")
+    db.session.add(AccountMapping(mirakl_shop_id=1, stripe_account_id=account))
     db.session.commit()
     waiting(mirakl, ("S-1-A", "WAITING_DEBIT_PAYMENT"))
     charge = pay(service_app.test_client(), stripe, amount=DUE, commercial_id="S-1")
@@ -99,7 +99,7 @@ def test_accepted_service_order_is_debited_captured_then_paid_to_the_seller(
         1415,
     )
     (sent,) = stripe.objects("transfers")
-    assert (sent["source_transaction"], sent["destination"]) == (charge["id"], account["id"])
+    assert (sent["source_transaction"], sent["destination"]) == (charge["id"], account)
     assert len(spa01_bodies(mirakl)) == 1  # nothing sent twice
 
 

@@ -25,6 +25,7 @@ from sandbox.reference_db import (
     set_checkpoints,
 )
 from tests.conftest import PG_SERVER
+from tests.seeding import create_ready_account
 from webapp.extensions import db
 from webapp.models import StripePayout, StripeRefund, StripeTransfer
 from webapp.services.clients import get_stripe
@@ -62,10 +63,9 @@ def reference() -> Iterator[str]:
 
 def php_account(stripe, shop_id: int) -> str:
     """A seller account as the PHP connector made it (its metadata), onboarded and funded."""
-    account = get_stripe().create_account(
-        {"type": "express", "metadata": {"miraklShopId": str(shop_id)}},
-        idempotency_key=f"php-account-{shop_id}",
-    )["id"]
+    account = create_ready_account(
+        f"php-account-{shop_id}", metadata={"miraklShopId": str(shop_id)}
+    )
     stripe.set_account(account, charges_enabled=True, payouts_enabled=True, details_submitted=True)
     stripe.set_balance(account, "eur", 100_000)
     return account
