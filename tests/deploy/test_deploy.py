@@ -27,12 +27,12 @@ from tests.deploy.harness import (
     normalized,
     wait_for,
 )
+from tests.seeding import create_ready_account, fund_platform
 from webapp import create_app
 from webapp.extensions import db
 from webapp.jobs.scheduler import enqueue_run
 from webapp.jobs.worker import SHUTDOWN_GRACE
 from webapp.models import AccountMapping, JobRun, StripeTransfer, TransferStatus, TransferType
-from webapp.services.clients import get_stripe
 from webapp.services.dispatch.money_jobs import dispatch
 from webapp.services.ledger import transitions
 
@@ -127,9 +127,7 @@ def test_the_installed_wheel_imports_every_module_and_every_command_answers_help
 def seed(deploy: Deploy, stripe, mirakl) -> dict[str, str]:
     """Shop 2 waits in Mirakl for its account; shop 1 (connected) has an order to pay."""
     with app_of(deploy):
-        account = get_stripe().create_account(
-            {"type": "express", "country": "FR"}, idempotency_key="deploy-check-shop-1"
-        )["id"]
+        account = create_ready_account("deploy-check-shop-1")
         db.session.add(AccountMapping(mirakl_shop_id=1, stripe_account_id=account))
         db.session.commit()
     charge = stripe.create_charge(amount=8472, currency="eur")["id"]
@@ -235,7 +233,8 @@ def test_a_worker_stopped_during_a_money_job_finishes_it(deploy, stripe, mirakl)
     records it, and exits 0; the money moved once."""
     released(deploy)
     with app_of(deploy):
-        account = get_stripe().create_account({"type": "express"}, idempotency_key="acct:sig:1")
+        account = {"id": create_ready_account("acct:sig:1")}
+        fund_platform()  # an invoice credit is paid from the platform's balance
         mapping = AccountMapping(mirakl_shop_id=1, stripe_account_id=account["id"])
         db.session.add(mapping)
         row = StripeTransfer(
