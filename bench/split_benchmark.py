@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -305,6 +306,16 @@ def run_floor(
     return wall, cpu
 
 
+def calls_by_endpoint(requests: list[dict]) -> str:
+    """``POST /v1/transfers: 1000, GET /v1/charges: 10``: ids folded, one line per endpoint."""
+    counts: dict[str, int] = {}
+    for request in requests:
+        path = re.sub(r"/(ch|pi|py|tr|acct|re|trr|po)_[A-Za-z0-9]+", r"/{\1}", request["path"])
+        key = f"{request['method']} {path}"
+        counts[key] = counts.get(key, 0) + 1
+    return ", ".join(f"{key}: {n}" for key, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
 def busiest_second(stamps: list[float]) -> int:
     """The most requests sent within any one second."""
     most, first = 0, 0
@@ -405,6 +416,7 @@ def main() -> int:
             "floor wall time (s)": round(floor_wall, 1),
             "connector peak memory (MiB)": round(peak_mib, 1),
         }
+        figures["Stripe calls by endpoint"] = calls_by_endpoint(stripe_requests)
         width = max(len(k) for k in figures)
         for key, value in figures.items():
             print(f"{key:<{width}}  {value}")

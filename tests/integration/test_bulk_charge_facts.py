@@ -18,7 +18,14 @@ from sandbox.mirakl.demo import make_product_order
 from webapp.extensions import db
 from webapp.models import AccountMapping, StripeTransfer
 from webapp.services.clients import get_stripe
-from webapp.services.stripe.bulk import MIN_BULK, listing_budget, window
+from webapp.services.stripe.bulk import (
+    FRESH_FOR,
+    MIN_BULK,
+    REMEMBERED,
+    PaymentListing,
+    listing_budget,
+    window,
+)
 
 ORDERS = 12
 
@@ -138,6 +145,74 @@ def test_few_payments_are_retrieved_one_by_one(split_app, mirakl, stripe):
     calls = stripe_calls(stripe)
     assert ("GET", "/v1/charges") not in calls
     assert len([c for c in calls if c[1].startswith("/v1/charges/")]) == MIN_BULK - 1
+
+
+def test_a_pass_lists_each_page_once_across_its_chunks(split_app, mirakl, stripe):
+    """Stripe lists newest first, the pass walks oldest first: each chunk resumes the listing
+    where the previous one stopped, instead of paging again through the charges to come."""
+    count = 250  # three chunks of orders, three pages of charges
+    charges = [stripe.create_charge(amount=8472, currency="eur") for _ in range(count)]
+    mirakl.add_orders([order_after(c, f"PASS-{i:03d}-A") for i, c in enumerate(charges)])
+    stripe.clear_requests()
+
+    result = split_app.test_cli_runner().invoke(args=["connector", "process-transfer"])
+
+    assert result.exit_code == 0, result.output
+    calls = stripe_calls(stripe)
+    assert calls.count(("GET", "/v1/charges")) == 3
+    assert not [c for c in calls if c[0] == "GET" and c[1].startswith("/v1/charges/")]
+    assert calls.count(("POST", "/v1/transfers")) == count
+    assert {status for status, _ in statuses().values()} == {"TRANSFER_CREATED"}
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_remembered_payments_expire_after_fresh_for(split_app, stripe):
+    """A charge listed for an earlier chunk decides a later one only within ``FRESH_FOR``;
+    after that it is listed again, so a refund made meanwhile is seen."""
+    charges = [stripe.create_charge(amount=8472, currency="eur") for _ in range(2 * MIN_BULK)]
+    created = [datetime.fromtimestamp(c["created"], UTC).replace(tzinfo=None) for c in charges]
+    first, second = charges[:MIN_BULK], charges[MIN_BULK:]
+    clock = FakeClock()
+    with split_app.app_context():
+        listing = PaymentListing(get_stripe(), clock=clock)
+        stripe.clear_requests()
+        found = listing.read([c["id"] for c in first], created)
+        assert set(found) == {c["id"] for c in first}
+        assert stripe_calls(stripe) == [("GET", "/v1/charges")]
+
+        # Within FRESH_FOR: the second chunk's charges were seen by the first listing.
+        clock.now += FRESH_FOR - 1
+        stripe.clear_requests()
+        assert set(listing.read([c["id"] for c in second], created)) == {c["id"] for c in second}
+        assert stripe_calls(stripe) == []
+
+        # Refunded meanwhile, and FRESH_FOR passed since the listing: read again, refunded.
+        refunded = second[0]
+        get_stripe().create_refund(refunded["id"], None, metadata={}, idempotency_key="exp")
+        clock.now += 2
+        stripe.clear_requests()
+        again = listing.read([c["id"] for c in second], created)
+        assert stripe_calls(stripe) == [("GET", "/v1/charges")]
+        assert again[refunded["id"]][0]["refunded"] is True
+        assert again[second[1]["id"]][0]["refunded"] is False
+
+
+def test_remembered_payments_keep_only_what_deciding_reads(split_app, stripe):
+    charges = [stripe.create_charge(amount=8472, currency="eur") for _ in range(MIN_BULK)]
+    created = [datetime.fromtimestamp(c["created"], UTC).replace(tzinfo=None) for c in charges]
+    with split_app.app_context():
+        listing = PaymentListing(get_stripe())
+        found = listing.read([c["id"] for c in charges], created)
+    charge, _ = found[charges[0]["id"]]
+    assert set(charge) == {"id", "status", "captured", "refunded", "currency"}
+    assert len(listing.seen) <= REMEMBERED
 
 
 def test_window_and_budget() -> None:

@@ -45,7 +45,7 @@ from webapp.services.split.rules import (
     evaluate_order_transfer,
     payment_facts,
 )
-from webapp.services.stripe.bulk import read_payments
+from webapp.services.stripe.bulk import PaymentListing
 from webapp.services.stripe.gateway import StripeGateway
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,7 @@ class OrderPass:
         self.accounts: dict[int, AccountFacts] = {}
         self.mapped_charges: dict[str, str] = {}
         self.payments: dict[str, PaymentFacts] = {}
+        self.listing: PaymentListing | None = None  # made when the pass first lists payments
         self.counts: Counter[str] = Counter()
         self.new_rows: list[
             tuple[StripeTransfer, TransferStatus, str | None]
@@ -176,11 +177,10 @@ class OrderPass:
     ) -> None:
         """Read in bulk (list calls) the payments this chunk's evaluations will look up.
 
-        The payments are listed while the chunk is evaluated, the moment the one-by-one
-        retrieves they replace were made, so the facts are exactly as fresh as before: a
-        charge refunded after this read would have been missed by a retrieve just the same,
-        and the transfer's ``source_transaction`` still ties it to that charge. A payment the
-        lists do not return is retrieved one by one, as before.
+        The pass's one ``PaymentListing`` lists them, or remembers them from an earlier
+        chunk's listing for at most ``bulk.FRESH_FOR`` seconds: why that is fresh enough to
+        decide a transfer is said in ``stripe/bulk.py``. A payment the lists do not return is
+        retrieved one by one, as before.
         """
         wanted: set[str] = set()
         created: list[Any] = []
@@ -194,8 +194,12 @@ class OrderPass:
                 wanted.add(decision.needs_payment)
                 if item.created_date is not None:
                     created.append(item.created_date)
+        if not wanted:
+            return
+        if self.listing is None:
+            self.listing = PaymentListing(get_stripe())
         try:
-            found = read_payments(get_stripe(), wanted, created)
+            found = self.listing.read(wanted, created)
         except (StripeRefused, StripeOutcomeUnknown) as exc:
             log.info("%d payments: bulk read failed, read one by one: %s", len(wanted), exc)
             return

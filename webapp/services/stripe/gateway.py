@@ -267,14 +267,14 @@ class StripeGateway:
         return self._call("retrieve charge", "get", f"/v1/charges/{_segment(charge_id)}")
 
     def list_charges(
-        self, *, created_gte: int, created_lte: int, max_items: int
+        self, *, created_gte: int, created_lte: int, max_items: int | None = None
     ) -> Iterator[dict[str, Any]]:
         """Charges created in ``[created_gte, created_lte]`` (Unix seconds), newest first."""
         params = {"created": {"gte": created_gte, "lte": created_lte}}
         return self._list("/v1/charges", params, max_items=max_items)
 
     def list_payment_intents(
-        self, *, created_gte: int, created_lte: int, max_items: int
+        self, *, created_gte: int, created_lte: int, max_items: int | None = None
     ) -> Iterator[dict[str, Any]]:
         """PaymentIntents created in ``[created_gte, created_lte]`` (Unix seconds), newest first."""
         params = {"created": {"gte": created_gte, "lte": created_lte}}
