@@ -26,7 +26,6 @@ from .common import (
     date_sort_key,
     decimal_to_json,
     dicts,
-    id_key,
     json_body,
     json_response,
     now_iso,
@@ -34,7 +33,7 @@ from .common import (
     waiting_refund,
 )
 from .paging import offset_page
-from .state import WAITING_DEBIT_PAYMENT, WAITING_REFUND_PAYMENT
+from .state import WAITING_DEBIT_PAYMENT, WAITING_REFUND_PAYMENT, id_key
 
 bp = Blueprint("mirakl_payments", __name__)
 

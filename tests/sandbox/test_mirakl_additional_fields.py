@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from sandbox.mirakl.additional_fields import make_additional_field
 from sandbox.mirakl.control import MiraklControl
+from sandbox.mirakl.field_items import make_additional_field
 from sandbox.servers import ServerHandle, start_mirakl
 
 AUTH = {"Authorization": "operator-key"}
