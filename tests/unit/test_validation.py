@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from tests.unit.factories import line, product_order
-from webapp.services.mirakl.types import Cancelation, PendingDebit
+from tests.unit.factories import cancelation, line, product_order
+from webapp.services.mirakl.types import PendingDebit
 from webapp.services.stripe.charges import (
     CANCELED,
     CAPTURABLE,
@@ -44,8 +44,8 @@ def order(order_id: str, state: str = "CLOSED", **kw):
 
 def cancelled(order_id: str):
     """An order whose two lines were cancelled (amounts moved to ``cancelations``)."""
-    first = (Cancelation(D("12.34"), D("5.80")),)
-    second = (Cancelation(D("56.78"), D("9.80")),)
+    first = (cancelation("12.34", "5.80"),)
+    second = (cancelation("56.78", "9.80"),)
     return product_order(
         order_id=order_id,
         state="CANCELED",
@@ -81,12 +81,12 @@ def cancelled(order_id: str):
         ("non-existent commercial order", 16944, [], "wait", 0,
          "Commercial order O-1 not found in Mirakl"),
         ("one order not accepted yet", 16944,
-         [order("O-1-A"), order("O-1-B", "WAITING_ACCEPTANCE", debited="")], "wait", 0,
+         [order("O-1-A"), order("O-1-B", "WAITING_ACCEPTANCE", debited=False)], "wait", 0,
          "Order O-1-B is not ready yet, status is WAITING_ACCEPTANCE"),
-        ("accepted but not debited", 16944, [order("O-1-A", "SHIPPING", debited="")], "wait", 0,
+        ("accepted but not debited", 16944, [order("O-1-A", "SHIPPING", debited=False)], "wait", 0,
          "Order O-1-A is waiting for the customer debit (PA01)"),
         ("refused and never debited", 8472,
-         [order("O-1-A", "REFUSED", debited=""), order("O-1-B")], "cancel", 0,
+         [order("O-1-A", "REFUSED", debited=False), order("O-1-B")], "cancel", 0,
          "To cancel: nothing left to capture of 84.72 EUR (84.72 EUR refused or canceled "
          "on Mirakl)"),
         ("order in another currency", 16944, [order("O-1-A", currency="usd")], "wait", 0,
