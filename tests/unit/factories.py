@@ -25,13 +25,16 @@ from sandbox.mirakl.demo import (
     make_service_refund,
     make_shop,
 )
+from sandbox.mirakl.payments import pa11_item
 from webapp.services.mirakl.types import (
     Invoice,
+    PendingDebit,
     ProductOrder,
     ServiceDebit,
     ServiceOrder,
     Shop,
     parse_invoice,
+    parse_pending_debit,
     parse_product_order,
     parse_service_debit,
     parse_service_order,
@@ -110,6 +113,18 @@ def product_order(
             transaction_number=transaction_number,
         )
     )
+
+
+def pending_debit(
+    order_id: str = "O-1-A", amount: str | None = None, currency: str = "EUR"
+) -> PendingDebit:
+    """The PA11 entry of a product order waiting for its debit: by default the worked
+    example's order (84.72, taxes included); with ``amount``, an order of one untaxed line."""
+    lines = None if amount is None else [make_order_line(f"{order_id}-1", amount)]
+    order = make_product_order(
+        order_id, state="WAITING_DEBIT_PAYMENT", lines=lines, currency=currency
+    )
+    return parse_pending_debit(pa11_item(order))
 
 
 def service_refund(refund_id: str, amount: str, commission: str, taxes: str = "0") -> Json:

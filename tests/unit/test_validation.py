@@ -6,8 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.unit.factories import cancelation, line, product_order
-from webapp.services.mirakl.types import PendingDebit
+from tests.unit.factories import cancelation, line, pending_debit, product_order
 from webapp.services.stripe.charges import (
     CANCELED,
     CAPTURABLE,
@@ -32,10 +31,6 @@ CHARGE = "ch_basic"
 
 def payment(status: str = "to_capture", amount: int | None = 16944, currency: str | None = "eur"):
     return Payment(CHARGE, "O-1", status, amount, currency)
-
-
-def debit(order_id: str = "O-1-A", amount: str = "84.72", currency: str = "eur") -> PendingDebit:
-    return PendingDebit(order_id, "O-1", "customer_basic", 1, D(amount), currency)
 
 
 def order(order_id: str, state: str = "CLOSED", **kw):
@@ -136,17 +131,19 @@ def pa01(order_id: str, status: str, amount: str = "84.72") -> dict:
 @pytest.mark.parametrize(
     ("case", "status", "debits", "entries", "payment_status", "reason"),
     [
-        ("authorised", "to_capture", [debit("O-1-A"), debit("O-1-B")],
+        ("authorised", "to_capture", [pending_debit("O-1-A"), pending_debit("O-1-B")],
          [pa01("O-1-A", "OK"), pa01("O-1-B", "OK")], "OK", None),
-        ("captured up front", "captured", [debit()], [pa01("O-1-A", "OK")], "OK", None),
-        ("payment failed", "failed", [debit("O-1-A"), debit("O-1-B", "12.30")],
+        ("captured up front", "captured", [pending_debit()], [pa01("O-1-A", "OK")], "OK", None),
+        ("payment failed", "failed", [pending_debit("O-1-A"), pending_debit("O-1-B", "12.30")],
          [pa01("O-1-A", "REFUSED"), pa01("O-1-B", "REFUSED", "12.30")], "REFUSED", None),
-        ("payment canceled", "canceled", [debit()], [pa01("O-1-A", "REFUSED")], "REFUSED", None),
-        ("currency mismatch", "to_capture", [debit(currency="usd")], [], None,
+        ("payment canceled", "canceled", [pending_debit()], [pa01("O-1-A", "REFUSED")],
+         "REFUSED", None),
+        ("currency mismatch", "to_capture", [pending_debit(currency="usd")], [], None,
          "Mirakl debit of order O-1-A not validated: the order is in USD but payment "
          "ch_basic is in EUR"),
-        ("one of two mismatched", "to_capture", [debit("O-1-A"), debit("O-1-B", currency="gbp")],
-         [pa01("O-1-A", "OK")], "OK",
+        ("one of two mismatched", "to_capture",
+         [pending_debit("O-1-A"), pending_debit("O-1-B", currency="gbp")], [pa01("O-1-A", "OK")],
+         "OK",
          "Mirakl debit of order O-1-B not validated: the order is in GBP but payment "
          "ch_basic is in EUR"),
     ],
