@@ -15,6 +15,7 @@ Modules: :mod:`~sandbox.demo.__main__` (options and exit status), :mod:`~sandbox
 and one-off commands), :mod:`~sandbox.demo.environment` (the connector's settings, Redis, the
 instance folder, the database and console user), :mod:`~sandbox.demo.sandboxes` (seeding and
 webhooks), :mod:`~sandbox.demo.simulators` (sellers, bank, notification receiver),
-:mod:`~sandbox.demo.progress` (counts, the foreground loop, the summary),
+:mod:`~sandbox.demo.progress` (counts and the summary table),
+:mod:`~sandbox.demo.foreground` (the foreground loop and the final summary),
 :mod:`~sandbox.demo.settings` (fixed values) and :mod:`~sandbox.demo.errors`.
 """

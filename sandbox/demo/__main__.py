@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sandbox.demo.errors import DemoError
-from sandbox.demo.progress import print_summary, run_foreground
+from sandbox.demo.foreground import print_summary, run_foreground
 from sandbox.demo.session import Demo
 from sandbox.demo.settings import CHECK_TIMEOUT, DEFAULT_INSTANCE, DEFAULT_REDIS_URL
 

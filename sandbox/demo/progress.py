@@ -1,29 +1,22 @@
-"""Where the demo stands: counts from the console's data, the foreground loop, the summary.
+"""Where the demo stands: counts from the console's data, and the summary table.
 
-The foreground loop steps the simulators and prints a progress line every
-:data:`~sandbox.demo.settings.PROGRESS_PERIOD` seconds; with ``--check`` it polls until the
-state the demo promises (:meth:`Progress.is_complete`) is reached or the time is up.
+:meth:`Progress.is_complete` is the state the demo promises; the foreground loop
+(:mod:`~sandbox.demo.foreground`) polls for it with ``--check``.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import requests
 
 from sandbox import demo_data
-from sandbox.demo.processes import tail
-from sandbox.demo.settings import KINDS, PROGRESS_PERIOD, SIMULATOR_PERIOD
-from sandbox.demo.simulators import SellerSimulator
-
-if TYPE_CHECKING:  # the session reads its progress from here
-    from sandbox.demo.session import Demo
+from sandbox.demo.settings import KINDS
 
 
 @dataclass
@@ -124,38 +117,3 @@ def summary_table(progress: Progress) -> str:
 def format_counts(counter: Mapping[str, int]) -> str:
     """``key count`` pairs in key order, comma-separated, or ``none``."""
     return ", ".join(f"{key} {value}" for key, value in sorted(counter.items())) or "none"
-
-
-def run_foreground(demo: Demo, simulator: SellerSimulator, deadline: float | None) -> bool:
-    """Step the simulators and report progress until Ctrl-C, a dead child, or ``deadline``
-    (``--check``: until the expected state); return whether the expected state was reached."""
-    next_report = time.monotonic() + PROGRESS_PERIOD
-    while True:
-        dead = demo.dead_child()
-        if dead is not None:
-            demo.say(f"{dead.name} exited with {dead.process.returncode}: {tail(dead)}")
-            return False
-        now = time.monotonic()
-        try:
-            simulator.step()
-            demo.catch_up()
-            progress = demo.progress() if deadline is not None or now >= next_report else None
-        except (requests.RequestException, sqlite3.Error, RuntimeError) as exc:
-            demo.say(f"(will try again: {exc})")  # e.g. a sandbox or the web app is busy
-            progress = None
-        if progress is not None and now >= next_report:
-            demo.say(progress.line())
-            next_report = now + PROGRESS_PERIOD
-        if deadline is not None and progress is not None and progress.is_complete():
-            return True
-        if deadline is not None and now >= deadline:
-            return False
-        time.sleep(SIMULATOR_PERIOD)
-
-
-def print_summary(demo: Demo) -> None:
-    """The final counts, when the web app and the database can still tell them."""
-    try:
-        print(summary_table(demo.progress()), flush=True)
-    except (requests.RequestException, sqlite3.Error) as exc:
-        demo.say(f"no summary: {exc}")

@@ -15,59 +15,9 @@ from typing import Any
 from flask import Blueprint, request
 
 from .common import ApiError, current_store, json_body, json_response, split_csv
+from .field_items import ENTITIES, FIELD_TYPES, PERMISSIONS, make_additional_field
 
 bp = Blueprint("mirakl_additional_fields", __name__)
-
-FIELD_TYPES = (
-    "BOOLEAN",
-    "DATE",
-    "DECIMAL",
-    "LINK",
-    "LIST",
-    "MULTIPLE_VALUES_LIST",
-    "NUMERIC",
-    "REGEX",
-    "STRING",
-    "TEXTAREA",
-)
-ENTITIES = ("SHOP", "OFFER", "ORDER", "ORDER_LINE", "PRODUCT")
-PERMISSIONS = ("READ_WRITE", "READ_ONLY", "INVISIBLE")
-
-
-def make_additional_field(
-    code: str,
-    type: str,
-    *,
-    entity: str = "SHOP",
-    required: bool = False,
-    shop_permission: str = "READ_WRITE",
-    label: str | None = None,
-) -> dict[str, Any]:
-    """One AF01 item, shaped like Mirakl's."""
-    return {
-        "code": code,
-        "label": label or code,
-        "description": None,
-        "entity": entity,
-        "type": type,
-        "required": required,
-        "shop_permission": shop_permission,
-        "editable": shop_permission == "READ_WRITE",
-        "default_value": None,
-        "accepted_values": None,
-    }
-
-
-def default_fields() -> list[dict[str, Any]]:
-    """The fields of a marketplace set up as the connector's README says."""
-    return [
-        make_additional_field(
-            "stripe-url", "LINK", shop_permission="READ_ONLY", label="Stripe onboarding"
-        ),
-        make_additional_field(
-            "stripe-ignored", "BOOLEAN", shop_permission="INVISIBLE", label="Ignored by Stripe"
-        ),
-    ]
 
 
 def _check_field(item: Any) -> dict[str, Any]:

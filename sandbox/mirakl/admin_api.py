@@ -25,11 +25,10 @@ from .common import (
     ApiError,
     current_faults,
     current_store,
-    id_key,
     json_body,
     json_response,
 )
-from .state import COLLECTIONS
+from .state import COLLECTIONS, id_key
 
 bp = Blueprint("mirakl_sandbox_admin", __name__, url_prefix="/_sandbox")
 

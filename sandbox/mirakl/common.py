@@ -1,4 +1,4 @@
-"""Helpers shared by the Mirakl sandbox blueprints: errors, dates, amounts, ids, JSON.
+"""Helpers shared by the Mirakl sandbox blueprints: errors, dates, amounts, JSON.
 
 Stored items are raw JSON written by tests through the control API, so every helper here is
 lenient: a malformed value yields ``None`` (or an empty container), never an exception.
@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from flask import current_app, jsonify, request
 
+from .state import Store, id_key
+
 if TYPE_CHECKING:
     from flask import Response
 
     from .faults import FaultInjector
-    from .state import Store
 
 EXTENSION_KEY = "mirakl_sandbox"
 MAX_IDS = 100
@@ -149,17 +150,6 @@ def decimal_to_json(value: Decimal) -> float | int:
     if value == value.to_integral_value():
         return int(value)
     return float(value)
-
-
-def id_key(value: Any) -> str | None:
-    """Normalise an id (int or string) to the string used as a store key; ``None`` if absent."""
-    if value is None or isinstance(value, bool) or value == "":
-        return None
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, dict | list):
-        return json.dumps(value, sort_keys=True)
-    return str(value)
 
 
 def as_list(value: Any) -> list[Any]:

@@ -18,7 +18,7 @@ Every builder accepts ``**overrides`` merged last (shallow) into the item.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -64,8 +64,18 @@ def commercial_id_of(order_id: str) -> str:
 # --- shops -----------------------------------------------------------------------------------
 
 
-def make_shop(shop_id: int, **overrides: Any) -> dict[str, Any]:
-    """An S20 shop: OPEN, EUR, not professional, no additional fields, KYC pending."""
+def make_shop(
+    shop_id: int,
+    *,
+    contact: Mapping[str, Any] | None = None,
+    additional_fields: Mapping[str, Any] | None = None,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """An S20 shop: OPEN, EUR, not professional, no additional fields, KYC pending.
+
+    :param contact: merged into ``contact_informations`` (e.g. ``{"phone": ""}``).
+    :param additional_fields: ``{code: value}``, as ``shop_additional_fields`` entries.
+    """
     shop: dict[str, Any] = {
         "shop_id": shop_id,
         "shop_name": f"Shop {shop_id}",
@@ -96,6 +106,10 @@ def make_shop(shop_id: int, **overrides: Any) -> dict[str, Any]:
         "payment_details": {"payment_blocked": False},
         "kyc": {"status": "PENDING_SUBMISSION", "reason": None},
     }
+    shop["contact_informations"].update(contact or {})
+    shop["shop_additional_fields"] = [
+        {"code": code, "value": value} for code, value in (additional_fields or {}).items()
+    ]
     shop.update(overrides)
     return shop
 

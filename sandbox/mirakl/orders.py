@@ -12,12 +12,12 @@ from .common import (
     date_at_or_after,
     date_before,
     date_sort_key,
-    id_key,
     json_response,
     parse_filter_datetime,
     split_csv,
 )
 from .paging import offset_page
+from .state import id_key
 
 bp = Blueprint("mirakl_orders", __name__)
 

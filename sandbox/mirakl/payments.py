@@ -26,7 +26,6 @@ from .common import (
     date_sort_key,
     decimal_to_json,
     dicts,
-    id_key,
     json_body,
     json_response,
     now_iso,
@@ -34,7 +33,7 @@ from .common import (
     waiting_refund,
 )
 from .paging import offset_page
-from .state import WAITING_DEBIT_PAYMENT, WAITING_REFUND_PAYMENT
+from .state import WAITING_DEBIT_PAYMENT, WAITING_REFUND_PAYMENT, id_key
 
 bp = Blueprint("mirakl_payments", __name__)
 
@@ -87,7 +86,8 @@ def _waiting_debit(order: dict[str, Any]) -> bool:
     )
 
 
-def _pa11_item(order: dict[str, Any]) -> dict[str, Any]:
+def pa11_item(order: dict[str, Any]) -> dict[str, Any]:
+    """The PA11 entry of a product order waiting for its debit (the unit tests' too)."""
     return {
         "order_id": order.get("order_id"),
         "order_commercial_id": order.get("commercial_id"),
@@ -117,7 +117,7 @@ def list_pending_debits() -> Any:
     """PA11: ``{"orders": {"order": [...], "total_count": N}}``, offset pagination."""
     store = current_store()
     with store.lock:
-        pending = [_pa11_item(order) for order in _sorted_orders() if _waiting_debit(order)]
+        pending = [pa11_item(order) for order in _sorted_orders() if _waiting_debit(order)]
         page, headers = offset_page(pending)
         return json_response({"orders": {"order": page, "total_count": len(pending)}}, headers)
 

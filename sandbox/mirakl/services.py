@@ -20,7 +20,6 @@ from .common import (
     date_before,
     date_sort_key,
     dicts,
-    id_key,
     json_body,
     json_response,
     now_iso_ms,
@@ -29,7 +28,7 @@ from .common import (
     waiting_refund,
 )
 from .paging import seek_body, seek_request
-from .state import SERVICE_REFUND_WAITING_STATES
+from .state import SERVICE_REFUND_WAITING_STATES, id_key
 
 bp = Blueprint("mirakl_services", __name__)
 

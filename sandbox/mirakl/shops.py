@@ -14,7 +14,6 @@ from .common import (
     check_id_limit,
     current_store,
     date_at_or_after,
-    id_key,
     json_body,
     json_response,
     now_iso,
@@ -22,6 +21,7 @@ from .common import (
     split_csv,
 )
 from .paging import offset_page
+from .state import id_key
 
 bp = Blueprint("mirakl_shops", __name__)
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import threading
 from typing import Any
 
-from .additional_fields import default_fields
-from .common import id_key
+from .field_items import default_fields
 
 #: collection name -> the item field holding its id
 COLLECTIONS: dict[str, str] = {
@@ -30,6 +30,17 @@ WAITING_DEBIT_PAYMENT = "WAITING_DEBIT_PAYMENT"
 WAITING_REFUND_PAYMENT = "WAITING_REFUND_PAYMENT"
 #: service refund (``refunds[].state``) states meaning "waiting for payment" (SPA12/SPA02)
 SERVICE_REFUND_WAITING_STATES = frozenset({"WAITING", "WAITING_REFUND_PAYMENT"})
+
+
+def id_key(value: Any) -> str | None:
+    """Normalise an id (int or string) to the string used as a store key; ``None`` if absent."""
+    if value is None or isinstance(value, bool) or value == "":
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
 
 
 class Store:

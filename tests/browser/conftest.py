@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import hypothesis  # noqa: F401 - see below
 import pytest
 from flask import Flask
-from playwright.sync_api import Browser, Page, sync_playwright
-from werkzeug.serving import make_server
+from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
+from tests.live_server import serve
 from webapp.views.auth import create_user
 
 # hypothesis's pytest plugin imports hypothesis lazily, at the end of the session; after
@@ -50,13 +49,8 @@ def console_app(make_app, request: pytest.FixtureRequest) -> Iterator[Flask]:
 @pytest.fixture
 def live_url(console_app: Flask) -> Iterator[str]:
     """The console served over real HTTP on 127.0.0.1."""
-    server = make_server("127.0.0.1", 0, console_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
-    server.server_close()
+    with serve(console_app) as url:
+        yield url
 
 
 @pytest.fixture
@@ -67,14 +61,29 @@ def browser() -> Iterator[Browser]:
         chromium.close()
 
 
+def collect_errors(page: Page, errors: list[str]) -> None:
+    """Append the page's script errors and console errors to ``errors``, as they happen."""
+
+    def collect(message: ConsoleMessage) -> None:
+        # The browser's own favicon request is no page error.
+        if message.type == "error" and not message.location.get("url", "").endswith("favicon.ico"):
+            errors.append(f"{page.url}: {message.text}")
+
+    page.on("console", collect)
+    page.on("pageerror", lambda exc: errors.append(f"{page.url}: {exc}"))
+
+
 @pytest.fixture
 def login(browser: Browser, live_url: str) -> Callable[..., Page]:
-    """``login(role)``: a new page logged in as a fresh console user with that role."""
+    """``login(role)``: a new page logged in as a fresh console user with that role;
+    ``login(errors=[])`` also collects the page's errors there, the login pages' included."""
 
-    def open_page(role: str = "admin", width: int = 1440) -> Page:
+    def open_page(role: str = "admin", width: int = 1440, errors: list[str] | None = None) -> Page:
         email = f"{role}-{width}@example.com"
         create_user(email, PASSWORD, role=role)
         page = browser.new_page(viewport={"width": width, "height": 900})
+        if errors is not None:
+            collect_errors(page, errors)
         page.on("dialog", lambda dialog: dialog.accept())
         page.goto(f"{live_url}/console/login")
         page.fill("#email", email)

@@ -7,15 +7,12 @@ money jobs run in an RQ worker (burst) in the test's app context. Set
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import Page
 from sqlalchemy import select
 
 from sandbox.mirakl.demo import make_product_order
+from tests.browser.conftest import save_screenshot
 from tests.seeding import sandbox
 from webapp.extensions import db
 from webapp.jobs.scheduler import RUN_ID_PREFIX
@@ -37,7 +34,6 @@ from webapp.views.auth import create_user
 pytestmark = pytest.mark.browser
 
 EMAIL, PASSWORD = "ops@example.com", "correct horse battery"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 def failed_transfer(order_id: str, mapping: AccountMapping, charge: str) -> int:
@@ -93,15 +89,6 @@ def add_demo_rows(mapping: AccountMapping) -> None:
     db.session.add(AccountMapping(mirakl_shop_id=2, mirakl_shop_name="Shop 2",
                                   stripe_account_id="acct_pending_demo"))  # fmt: skip
     db.session.commit()
-
-
-def save_screenshot(page: Page, tmp_path: Path, name: str) -> None:
-    path = tmp_path / name
-    page.screenshot(path=str(path), full_page=True)
-    assert path.stat().st_size > 10_000
-    if os.environ.get("UPDATE_SCREENSHOTS"):
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, SCREENSHOTS / name)
 
 
 def test_operator_retries_failed_transfers_and_runs_a_job(

@@ -9,11 +9,9 @@ POST-only routes stand between a logged-in operator and a forged requeue.
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterator
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 from rq.job import Job
 
 from tests.live_server import serve
@@ -22,29 +20,8 @@ from webapp.jobs.worker import make_worker
 from webapp.models import AccountMapping, StripeTransfer, TransferStatus, TransferType
 from webapp.services.ledger import transitions
 from webapp.services.queueing.queues import MONEY_QUEUE, get_queue
-from webapp.views.auth import create_user
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
-EMAIL, PASSWORD = "ops@example.com", "correct horse battery"
-
-
-@pytest.fixture
-def console_app(make_app) -> Iterator[Flask]:
-    app = make_app(ENABLE_PRODUCT_PAYMENT_SPLIT="true")
-    with app.app_context():
-        yield app
-
-
-@pytest.fixture
-def live_url(console_app: Flask) -> Iterator[str]:
-    with serve(console_app) as url:
-        yield url
 
 
 def hostile_site(html: str) -> Flask:
@@ -52,36 +29,6 @@ def hostile_site(html: str) -> Flask:
     site = Flask("hostile")
     site.add_url_rule("/", "index", lambda: html)
     return site
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-def logged_in_page(browser: Browser, live_url: str) -> tuple[Page, list[str]]:
-    """A page logged in as the operator, and the list its console errors are collected in."""
-    create_user(EMAIL, PASSWORD)
-    page = browser.new_page(viewport={"width": 1440, "height": 900})
-    errors: list[str] = []
-
-    def collect(message: ConsoleMessage) -> None:
-        # The browser's own favicon request is no page error.
-        if message.type == "error" and not message.location.get("url", "").endswith("favicon.ico"):
-            errors.append(f"{page.url}: {message.text}")
-
-    page.on("console", collect)
-    page.on("pageerror", lambda exc: errors.append(f"{page.url}: {exc}"))
-    page.on("dialog", lambda dialog: dialog.accept())
-    page.goto(f"{live_url}/console/login")
-    page.fill("#email", EMAIL)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_url}/console/")
-    return page, errors
 
 
 def failed_money_job() -> str:
@@ -126,10 +73,11 @@ def test_the_login_page_does_not_render_inside_another_sites_frame(console_app, 
     assert any("frame-ancestors" in text for text in messages), messages
 
 
-def test_console_pages_raise_no_csp_violation(console_app, live_url, browser):
+def test_console_pages_raise_no_csp_violation(live_url, login):
     transfer_id = some_rows()
     failed_money_job()
-    page, errors = logged_in_page(browser, live_url)
+    errors: list[str] = []
+    page = login(errors=errors)
 
     for path in (
         "/console/",
@@ -159,10 +107,10 @@ def test_console_pages_raise_no_csp_violation(console_app, live_url, browser):
     assert not errors, "\n".join(errors)
 
 
-def test_rq_dashboard_actions_need_the_console_csrf_token(console_app, live_url, browser):
+def test_rq_dashboard_actions_need_the_console_csrf_token(live_url, login):
     """Before: ``GET /console/rq/requeue/<queue>`` in an <img> requeued every failed job."""
     job_id = failed_money_job()
-    page, _ = logged_in_page(browser, live_url)
+    page = login()
     # The operator has looked at the dashboard (as they would, before being lured away).
     page.goto(f"{live_url}/console/rq/0/view/jobs/{MONEY_QUEUE}/failed/8/asc/1")
     page.wait_for_selector(f"table#jobs tr[data-job-id='{job_id}']")

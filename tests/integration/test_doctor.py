@@ -16,8 +16,8 @@ from redis import Redis
 from rq import Worker
 from sqlalchemy import select
 
-from sandbox.mirakl.additional_fields import make_additional_field
 from sandbox.mirakl.control import MiraklControl
+from sandbox.mirakl.field_items import make_additional_field
 from sandbox.stripe.control import StripeControl
 from webapp.clock import utcnow
 from webapp.extensions import db

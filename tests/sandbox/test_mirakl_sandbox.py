@@ -7,7 +7,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,23 +25,9 @@ from sandbox.mirakl.demo import (
     make_service_refund,
     make_shop,
 )
-from sandbox.servers import ServerHandle, start_mirakl
+from sandbox.servers import ServerHandle
 
 AUTH = {"Authorization": "operator-key"}
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[ServerHandle]:
-    handle = start_mirakl()
-    yield handle
-    handle.stop()
-
-
-@pytest.fixture
-def control(server: ServerHandle) -> MiraklControl:
-    control = MiraklControl(server.url)
-    control.reset()
-    return control
 
 
 class Api:
@@ -87,26 +72,30 @@ class Api:
 
 
 @pytest.fixture
-def api(server: ServerHandle, control: MiraklControl) -> Api:
-    return Api(server.url)
+def api(mirakl_sandbox: ServerHandle, mirakl_control: MiraklControl) -> Api:
+    return Api(mirakl_sandbox.url)
 
 
 # --- auth, version, request log -------------------------------------------------------------
 
 
-def test_version_and_auth(server: ServerHandle, control: MiraklControl, api: Api) -> None:
+def test_version_and_auth(
+    mirakl_sandbox: ServerHandle, mirakl_control: MiraklControl, api: Api
+) -> None:
     assert api.get("/api/version").json() == {"version": "3.210.0"}
 
-    missing = requests.get(server.url + "/api/version", timeout=10)
+    missing = requests.get(mirakl_sandbox.url + "/api/version", timeout=10)
     assert missing.status_code == 401
     assert missing.json() == {"message": "Unauthorized", "status": 401}
 
-    control.set_api_key("secret")
+    mirakl_control.set_api_key("secret")
     assert api.get("/api/version").status_code == 401
-    ok = requests.get(server.url + "/api/version", headers={"Authorization": "secret"}, timeout=10)
+    ok = requests.get(
+        mirakl_sandbox.url + "/api/version", headers={"Authorization": "secret"}, timeout=10
+    )
     assert ok.status_code == 200
 
-    control.set_api_key(None)
+    mirakl_control.set_api_key(None)
     assert api.get("/api/version").status_code == 200
 
 
@@ -116,13 +105,13 @@ def test_unknown_api_path_is_json_404(api: Api) -> None:
     assert response.json() == {"message": "Not Found", "status": 404}
 
 
-def test_request_log(control: MiraklControl, api: Api) -> None:
-    control.add_shops([make_shop(1)])
+def test_request_log(mirakl_control: MiraklControl, api: Api) -> None:
+    mirakl_control.add_shops([make_shop(1)])
     api.get("/api/shops", [("shop_ids", "1"), ("domains", "PRODUCT,SERVICE")])
     api.put("/api/shops", {"shops": [{"shop_id": 1, "kyc": {"status": "APPROVED"}}]})
-    requests.get(control.url + "/api/version", timeout=10)  # 401, logged too
+    requests.get(mirakl_control.url + "/api/version", timeout=10)  # 401, logged too
 
-    log = control.requests()
+    log = mirakl_control.requests()
     assert [(e["method"], e["path"], e["status"]) for e in log] == [
         ("GET", "/api/shops", 200),
         ("PUT", "/api/shops", 200),
@@ -132,21 +121,23 @@ def test_request_log(control: MiraklControl, api: Api) -> None:
     assert log[0]["body"] is None
     assert log[1]["body"] == {"shops": [{"shop_id": 1, "kyc": {"status": "APPROVED"}}]}
     assert log[1]["at"].endswith("Z")
-    assert [e["method"] for e in control.requests(path="/api/shops")] == ["GET", "PUT"]
-    assert len(control.requests(method="put")) == 1
+    assert [e["method"] for e in mirakl_control.requests(path="/api/shops")] == ["GET", "PUT"]
+    assert len(mirakl_control.requests(method="put")) == 1
 
-    control.clear_requests()
-    assert control.requests() == []
+    mirakl_control.clear_requests()
+    assert mirakl_control.requests() == []
 
 
-def test_path_prefix_is_accepted(server: ServerHandle, control: MiraklControl) -> None:
-    control.add_orders([make_product_order(f"P-{i}-A") for i in range(3)])
+def test_path_prefix_is_accepted(
+    mirakl_sandbox: ServerHandle, mirakl_control: MiraklControl
+) -> None:
+    mirakl_control.add_orders([make_product_order(f"P-{i}-A") for i in range(3)])
     response = requests.get(
-        server.url + "/mirakl/api/orders", params={"max": 2}, headers=AUTH, timeout=10
+        mirakl_sandbox.url + "/mirakl/api/orders", params={"max": 2}, headers=AUTH, timeout=10
     )
     assert response.status_code == 200
-    assert response.links["next"]["url"] == f"{server.url}/mirakl/api/orders?max=2&offset=2"
-    assert control.requests()[0]["path"] == "/api/orders"
+    assert response.links["next"]["url"] == f"{mirakl_sandbox.url}/mirakl/api/orders?max=2&offset=2"
+    assert mirakl_control.requests()[0]["path"] == "/api/orders"
 
 
 # --- OR11 and offset pagination -------------------------------------------------------------
@@ -165,11 +156,11 @@ def _orders(count: int, prefix: str = "ORD") -> list[dict[str, Any]]:
     ]
 
 
-def test_or11_offset_pagination_follows_link(control: MiraklControl, api: Api) -> None:
+def test_or11_offset_pagination_follows_link(mirakl_control: MiraklControl, api: Api) -> None:
     orders = _orders(250)
     shuffled = orders[:]
     random.Random(7).shuffle(shuffled)
-    control.add_orders(shuffled)
+    mirakl_control.add_orders(shuffled)
 
     first = api.get("/api/orders", {"max": 100})
     assert first.json()["total_count"] == 250
@@ -181,8 +172,8 @@ def test_or11_offset_pagination_follows_link(control: MiraklControl, api: Api) -
     assert received == [order["order_id"] for order in orders]  # created_date ascending
 
 
-def test_or11_link_keeps_filters(control: MiraklControl, api: Api) -> None:
-    control.add_orders(_orders(30))
+def test_or11_link_keeps_filters(mirakl_control: MiraklControl, api: Api) -> None:
+    mirakl_control.add_orders(_orders(30))
     # ORD-0010-A is created at 2024-01-01T00:10:00Z = 01:10:00+01:00
     params = {"start_date": "2024-01-01T01:10:00+0100", "max": 8}
     first = api.get("/api/orders", params)
@@ -195,8 +186,8 @@ def test_or11_link_keeps_filters(control: MiraklControl, api: Api) -> None:
     assert ids[0] == "ORD-0010-A" and ids[-1] == "ORD-0029-A"
 
 
-def test_or11_id_filters_and_limits(control: MiraklControl, api: Api) -> None:
-    control.add_orders(_orders(5))
+def test_or11_id_filters_and_limits(mirakl_control: MiraklControl, api: Api) -> None:
+    mirakl_control.add_orders(_orders(5))
     by_id = api.get("/api/orders", {"order_ids": "ORD-0001-A,ORD-0003-A"}).json()
     assert [o["order_id"] for o in by_id["orders"]] == ["ORD-0001-A", "ORD-0003-A"]
     by_commercial = api.get("/api/orders", {"commercial_ids": "ORD-0004"}).json()
@@ -216,8 +207,8 @@ def test_or11_id_filters_and_limits(control: MiraklControl, api: Api) -> None:
     assert api.get("/api/orders", {"start_date": "yesterday"}).status_code == 400
 
 
-def test_product_order_shape(control: MiraklControl, api: Api) -> None:
-    control.add_orders([make_product_order("ORD-1-A", transaction_number="ch_1")])
+def test_product_order_shape(mirakl_control: MiraklControl, api: Api) -> None:
+    mirakl_control.add_orders([make_product_order("ORD-1-A", transaction_number="ch_1")])
     order = api.get("/api/orders").json()["orders"][0]
     assert order["commercial_id"] == "ORD-1"
     assert order["total_price"] == 69.12 and order["total_commission"] == 3.99
@@ -233,7 +224,7 @@ def test_product_order_shape(control: MiraklControl, api: Api) -> None:
     assert [t["amount"] for t in line2["taxes"]] == [2.56, 2.78]
 
 
-def test_malformed_items_are_served_as_given(control: MiraklControl, api: Api) -> None:
+def test_malformed_items_are_served_as_given(mirakl_control: MiraklControl, api: Api) -> None:
     broken = {
         "order_id": "BAD-1",
         "order_state": "WAITING_DEBIT_PAYMENT",
@@ -241,8 +232,8 @@ def test_malformed_items_are_served_as_given(control: MiraklControl, api: Api) -
         "order_lines": "oops",
         "customer": None,
     }
-    control.add_orders([broken, {"order_state": "SHIPPING", "created_date": 12}])
-    control.add_shops([{"shop_name": "no id"}])
+    mirakl_control.add_orders([broken, {"order_state": "SHIPPING", "created_date": 12}])
+    mirakl_control.add_shops([{"shop_name": "no id"}])
 
     orders = api.get("/api/orders").json()
     assert orders["total_count"] == 2
@@ -267,8 +258,8 @@ def test_malformed_items_are_served_as_given(control: MiraklControl, api: Api) -
 # --- S20 / S07 ------------------------------------------------------------------------------
 
 
-def test_s20_filters_and_pagination(control: MiraklControl, api: Api) -> None:
-    control.add_shops(
+def test_s20_filters_and_pagination(mirakl_control: MiraklControl, api: Api) -> None:
+    mirakl_control.add_shops(
         [make_shop(i, last_updated_date=f"2024-02-{i:02d}T10:00:00Z") for i in range(1, 26)]
     )
     all_pages = api.follow_links("/api/shops", {"domains": "PRODUCT,SERVICE", "max": 10}, "shops")
@@ -291,13 +282,13 @@ def test_s20_filters_and_pagination(control: MiraklControl, api: Api) -> None:
     assert api.get("/api/shops", {"max": 101}).status_code == 400
 
 
-def test_s07_patch_semantics_and_per_shop_errors(control: MiraklControl, api: Api) -> None:
+def test_s07_patch_semantics_and_per_shop_errors(mirakl_control: MiraklControl, api: Api) -> None:
     fields = [
         {"code": "stripe-url", "type": "LINK", "value": "https://old"},
         {"code": "other", "type": "STRING", "value": "keep"},
     ]
-    control.add_shops([make_shop(1, shop_additional_fields=fields), make_shop(2)])
-    control.fail_s07([2])
+    mirakl_control.add_shops([make_shop(1, shop_additional_fields=fields), make_shop(2)])
+    mirakl_control.fail_s07([2])
 
     response = api.put(
         "/api/shops",
@@ -329,12 +320,12 @@ def test_s07_patch_semantics_and_per_shop_errors(control: MiraklControl, api: Ap
     assert missing["shop_error"]["errors"][0]["code"] == "SHOP_NOT_FOUND"
     assert failed["shop_error"]["shop_id"] == 2
 
-    state = {s["shop_id"]: s for s in control.state()["shops"]}
+    state = {s["shop_id"]: s for s in mirakl_control.state()["shops"]}
     assert state[1]["shop_additional_fields"][0]["value"] == "https://new"
     assert state[2]["kyc"]["status"] == "PENDING_SUBMISSION"
     assert state[2]["last_updated_date"] == "2024-01-02T10:00:00Z"
 
-    control.fail_s07([])
+    mirakl_control.fail_s07([])
     kyc = api.put("/api/shops", {"shops": [{"shop_id": 2, "kyc": {"status": "APPROVED"}}]})
     assert kyc.json()["shop_returns"][0]["shop_updated"]["kyc"]["status"] == "APPROVED"
     since = api.get("/api/shops", {"updated_since": "2024-06-01T00:00:00Z"}).json()
@@ -346,8 +337,8 @@ def test_s07_patch_semantics_and_per_shop_errors(control: MiraklControl, api: Ap
 # --- PA11 / PA01 ----------------------------------------------------------------------------
 
 
-def test_pa11_then_pa01_ok_moves_order_to_shipping(control: MiraklControl, api: Api) -> None:
-    control.add_orders(
+def test_pa11_then_pa01_ok_moves_order_to_shipping(mirakl_control: MiraklControl, api: Api) -> None:
+    mirakl_control.add_orders(
         [
             make_product_order("C1-A", state="WAITING_DEBIT_PAYMENT", shop_id=1),
             make_product_order(
@@ -405,8 +396,10 @@ def test_pa11_then_pa01_ok_moves_order_to_shipping(control: MiraklControl, api: 
     assert "C1-A" in again.json()["message"]
 
 
-def test_pa01_is_all_or_nothing_and_refused_cancels(control: MiraklControl, api: Api) -> None:
-    control.add_orders([make_product_order("D1-A", state="WAITING_DEBIT_PAYMENT")])
+def test_pa01_is_all_or_nothing_and_refused_cancels(
+    mirakl_control: MiraklControl, api: Api
+) -> None:
+    mirakl_control.add_orders([make_product_order("D1-A", state="WAITING_DEBIT_PAYMENT")])
     mixed = api.put(
         "/api/payment/debit",
         {
@@ -418,7 +411,7 @@ def test_pa01_is_all_or_nothing_and_refused_cancels(control: MiraklControl, api:
     )
     assert mixed.status_code == 400
     assert mixed.json() == {"message": "Order NOPE-A not found", "status": 400}
-    assert control.state()["orders"][0]["order_state"] == "WAITING_DEBIT_PAYMENT"
+    assert mirakl_control.state()["orders"][0]["order_state"] == "WAITING_DEBIT_PAYMENT"
 
     refused = api.put(
         "/api/payment/debit",
@@ -429,13 +422,13 @@ def test_pa01_is_all_or_nothing_and_refused_cancels(control: MiraklControl, api:
         },
     )
     assert refused.status_code == 204
-    stored = control.state()["orders"][0]
+    stored = mirakl_control.state()["orders"][0]
     assert stored["order_state"] == "CANCELED"
     assert stored["customer_debited_date"] is None
 
 
-def test_concurrent_pa01_validates_an_order_once(control: MiraklControl, api: Api) -> None:
-    control.add_orders([make_product_order("T1-A", state="WAITING_DEBIT_PAYMENT")])
+def test_concurrent_pa01_validates_an_order_once(mirakl_control: MiraklControl, api: Api) -> None:
+    mirakl_control.add_orders([make_product_order("T1-A", state="WAITING_DEBIT_PAYMENT")])
     body = {
         "orders": [{"order_id": "T1-A", "customer_id": "customer_basic", "payment_status": "OK"}]
     }
@@ -449,8 +442,8 @@ def test_concurrent_pa01_validates_an_order_once(control: MiraklControl, api: Ap
     assert statuses == [204] + [400] * 9
 
 
-def test_pa11_offset_pagination(control: MiraklControl, api: Api) -> None:
-    control.add_orders(
+def test_pa11_offset_pagination(mirakl_control: MiraklControl, api: Api) -> None:
+    mirakl_control.add_orders(
         [make_product_order(f"W{i:02d}-A", state="WAITING_DEBIT_PAYMENT") for i in range(25)]
     )
     pages = api.follow_links("/api/payment/debit", {"max": 10}, "orders.order")
@@ -458,23 +451,23 @@ def test_pa11_offset_pagination(control: MiraklControl, api: Api) -> None:
     assert pages[2][-1]["order_id"] == "W24-A"
 
 
-def test_control_patch_order(control: MiraklControl, api: Api) -> None:
-    control.add_orders([make_product_order("E1-A", state="WAITING_ACCEPTANCE")])
+def test_control_patch_order(mirakl_control: MiraklControl, api: Api) -> None:
+    mirakl_control.add_orders([make_product_order("E1-A", state="WAITING_ACCEPTANCE")])
     assert api.get("/api/payment/debit").json()["orders"]["total_count"] == 0
-    patched = control.patch_order(
+    patched = mirakl_control.patch_order(
         "E1-A", order_state="WAITING_DEBIT_PAYMENT", customer_debited_date=None
     )
     assert patched["order_state"] == "WAITING_DEBIT_PAYMENT"
     assert api.get("/api/payment/debit").json()["orders"]["order"][0]["order_id"] == "E1-A"
     with pytest.raises(RuntimeError, match="404"):
-        control.patch_order("MISSING", order_state="CLOSED")
+        mirakl_control.patch_order("MISSING", order_state="CLOSED")
 
 
 # --- PA12 / PA02 ----------------------------------------------------------------------------
 
 
-def test_pa12_then_pa02_validates_refund_once(control: MiraklControl, api: Api) -> None:
-    control.add_orders(
+def test_pa12_then_pa02_validates_refund_once(mirakl_control: MiraklControl, api: Api) -> None:
+    mirakl_control.add_orders(
         [
             make_product_order(
                 "R1-A",
@@ -518,7 +511,7 @@ def test_pa12_then_pa02_validates_refund_once(control: MiraklControl, api: Api) 
     }
     assert api.put("/api/payment/refund", body).status_code == 204
     assert api.get("/api/payment/refund").json()["orders"]["order"] == []
-    refund = control.state()["orders"][0]["order_lines"][0]["refunds"][0]
+    refund = mirakl_control.state()["orders"][0]["order_lines"][0]["refunds"][0]
     assert refund["state"] == "REFUNDED" and refund["transaction_number"] == "re_1"
 
     second = api.put("/api/payment/refund", body)
@@ -538,7 +531,7 @@ def test_pa12_then_pa02_validates_refund_once(control: MiraklControl, api: Api) 
 # --- SOR11 / SPA11 / SPA12 / SPA02 ----------------------------------------------------------
 
 
-def test_sor11_seek_pagination_remembers_filters(control: MiraklControl, api: Api) -> None:
+def test_sor11_seek_pagination_remembers_filters(mirakl_control: MiraklControl, api: Api) -> None:
     orders = [
         make_service_order(
             f"S{i:03d}-A",
@@ -548,7 +541,7 @@ def test_sor11_seek_pagination_remembers_filters(control: MiraklControl, api: Ap
     ]
     shuffled = orders[:]
     random.Random(3).shuffle(shuffled)
-    control.add_service_orders(shuffled)
+    mirakl_control.add_service_orders(shuffled)
 
     # S020-A is created at 2024-03-01T00:20:00.000Z, so 230 orders match
     params = {"date_created_start": "2024-03-01T00:20:00.000Z", "limit": 100}
@@ -557,15 +550,15 @@ def test_sor11_seek_pagination_remembers_filters(control: MiraklControl, api: Ap
     ids = [order["id"] for page in pages for order in page]
     assert ids == [order["id"] for order in orders[20:]]
 
-    follow_ups = control.requests(path="/api/mms/orders")[1:]
+    follow_ups = mirakl_control.requests(path="/api/mms/orders")[1:]
     assert [list(e["query"]) for e in follow_ups] == [["page_token"], ["page_token"]]
 
     default = api.get("/api/mms/orders").json()
     assert len(default["data"]) == 10 and "next_page_token" in default
 
 
-def test_sor11_id_filters(control: MiraklControl, api: Api) -> None:
-    control.add_service_orders(
+def test_sor11_id_filters(mirakl_control: MiraklControl, api: Api) -> None:
+    mirakl_control.add_service_orders(
         [make_service_order("S1-A"), make_service_order("S2-A"), make_service_order("S3-B")]
     )
     by_id = api.get("/api/mms/orders", [("order_id", "S1-A"), ("order_id", "S3-B")]).json()
@@ -591,8 +584,8 @@ def test_sor11_id_filters(control: MiraklControl, api: Api) -> None:
     assert order["shop"] == {"id": 1} and order["date_created"] == "2024-01-02T10:00:00.000Z"
 
 
-def test_spa11_debits(control: MiraklControl, api: Api) -> None:
-    control.add_service_debits(
+def test_spa11_debits(mirakl_control: MiraklControl, api: Api) -> None:
+    mirakl_control.add_service_debits(
         [
             make_service_debit("S1-A", transaction_number="ch_1"),
             make_service_debit("S2-A", state="WAITING"),
@@ -625,8 +618,8 @@ def test_spa11_debits(control: MiraklControl, api: Api) -> None:
     assert too_many.status_code == 400
 
 
-def test_spa12_then_spa02(control: MiraklControl, api: Api) -> None:
-    control.add_service_orders(
+def test_spa12_then_spa02(mirakl_control: MiraklControl, api: Api) -> None:
+    mirakl_control.add_service_orders(
         [
             make_service_order(
                 "SV1-A",
@@ -658,7 +651,7 @@ def test_spa12_then_spa02(control: MiraklControl, api: Api) -> None:
     assert api.put("/api/mms/refunds", {"refunds": body}).status_code == 400  # bare array only
     assert api.put("/api/mms/refunds", body).status_code == 204
     assert api.get("/api/mms/refunds").json() == {"data": []}
-    refund = control.state()["service_orders"][0]["refunds"][0]
+    refund = mirakl_control.state()["service_orders"][0]["refunds"][0]
     assert refund["state"] == "OK" and refund["transaction_number"] == "re_9"
 
     again = api.put("/api/mms/refunds", body)
@@ -666,15 +659,15 @@ def test_spa12_then_spa02(control: MiraklControl, api: Api) -> None:
     assert again.json()["message"] == "Refund 2000 is not waiting for payment"
 
 
-def test_spa01_and_control_patches(control: MiraklControl, api: Api) -> None:
-    control.add_shops([make_shop(5)])
-    control.add_service_orders([make_service_order("SP-1-A", state="WAITING_DEBIT_PAYMENT")])
-    control.add_service_debits([make_service_debit("SP-1-A", state="WAITING")])
+def test_spa01_and_control_patches(mirakl_control: MiraklControl, api: Api) -> None:
+    mirakl_control.add_shops([make_shop(5)])
+    mirakl_control.add_service_orders([make_service_order("SP-1-A", state="WAITING_DEBIT_PAYMENT")])
+    mirakl_control.add_service_debits([make_service_debit("SP-1-A", state="WAITING")])
 
-    shop = control.patch_shop(5, shop_state="SUSPENDED")
+    shop = mirakl_control.patch_shop(5, shop_state="SUSPENDED")
     assert shop["shop_state"] == "SUSPENDED"
     assert api.get("/api/shops").json()["shops"][0]["shop_state"] == "SUSPENDED"
-    order = control.patch_service_order("SP-1-A", state="ORDER_ACCEPTED")
+    order = mirakl_control.patch_service_order("SP-1-A", state="ORDER_ACCEPTED")
     assert api.get("/api/mms/orders").json()["data"][0]["state"] == order["state"]
 
     body = {
@@ -689,8 +682,8 @@ def test_spa01_and_control_patches(control: MiraklControl, api: Api) -> None:
 # --- IV01 -----------------------------------------------------------------------------------
 
 
-def test_iv01_filters_and_paging(control: MiraklControl, api: Api) -> None:
-    control.add_invoices(
+def test_iv01_filters_and_paging(mirakl_control: MiraklControl, api: Api) -> None:
+    mirakl_control.add_invoices(
         [
             make_invoice(i, shop_id=1 + i % 2, date_created=f"2024-04-{i:02d}T10:00:00Z")
             for i in range(14, 0, -1)
@@ -716,19 +709,19 @@ def test_iv01_filters_and_paging(control: MiraklControl, api: Api) -> None:
 # --- faults ---------------------------------------------------------------------------------
 
 
-def test_sequence_answers_429_then_500_then_normal(control: MiraklControl, api: Api) -> None:
-    control.set_faults(sequence=[429, 500, 200], retry_after=2)
+def test_sequence_answers_429_then_500_then_normal(mirakl_control: MiraklControl, api: Api) -> None:
+    mirakl_control.set_faults(sequence=[429, 500, 200], retry_after=2)
     limited = api.get("/api/version")
     assert limited.status_code == 429
     assert limited.headers["Retry-After"] == "2"
     assert limited.json() == {"message": "Too Many Requests", "status": 429}
-    assert control.state()["orders"] == []  # control API is never faulted
+    assert mirakl_control.state()["orders"] == []  # the control API is never faulted
     failed = api.get("/api/version")
     assert failed.status_code == 500
     assert failed.text == "<html><body>Internal error</body></html>"
     assert api.get("/api/version").status_code == 200
     assert api.get("/api/version").status_code == 200
-    assert [(e["status"], e["fault"]) for e in control.requests()] == [
+    assert [(e["status"], e["fault"]) for e in mirakl_control.requests()] == [
         (429, 429),
         (500, 500),
         (200, None),
@@ -736,40 +729,46 @@ def test_sequence_answers_429_then_500_then_normal(control: MiraklControl, api: 
     ]
 
 
-def test_rate_limit_and_error_rates_with_path_filter(control: MiraklControl, api: Api) -> None:
-    control.set_faults(rate_limit_rate=1, retry_after=0, paths=["/api/orders"])
+def test_rate_limit_and_error_rates_with_path_filter(
+    mirakl_control: MiraklControl, api: Api
+) -> None:
+    mirakl_control.set_faults(rate_limit_rate=1, retry_after=0, paths=["/api/orders"])
     limited = api.get("/api/orders")
     assert limited.status_code == 429 and limited.headers["Retry-After"] == "0"
     assert api.get("/api/shops").status_code == 200
 
-    control.set_faults(error_rate=0.5, seed=42)
+    mirakl_control.set_faults(error_rate=0.5, seed=42)
     first_run = [api.get("/api/version").status_code for _ in range(30)]
-    control.set_faults(error_rate=0.5, seed=42)
+    mirakl_control.set_faults(error_rate=0.5, seed=42)
     second_run = [api.get("/api/version").status_code for _ in range(30)]
     assert first_run == second_run
     assert set(first_run) == {200, 500}
 
-    control.clear_faults()
+    mirakl_control.clear_faults()
     assert all(api.get("/api/version").status_code == 200 for _ in range(5))
 
 
-def test_drop_and_latency(control: MiraklControl, api: Api) -> None:
-    control.set_faults(drop_rate=1)
+def test_drop_and_latency(mirakl_control: MiraklControl, api: Api) -> None:
+    mirakl_control.set_faults(drop_rate=1)
     with pytest.raises(requests.ConnectionError):
         api.get("/api/version")
-    assert control.requests()[-1]["fault"] == "drop"
-    assert control.requests()[-1]["status"] is None
+    assert mirakl_control.requests()[-1]["fault"] == "drop"
+    assert mirakl_control.requests()[-1]["status"] is None
 
-    control.set_faults(latency_ms=300)
+    mirakl_control.set_faults(latency_ms=300)
     started = time.monotonic()
     assert api.get("/api/version").status_code == 200
     assert time.monotonic() - started >= 0.3
 
 
-def test_invalid_fault_settings_rejected(server: ServerHandle, control: MiraklControl) -> None:
-    response = requests.post(server.url + "/_sandbox/faults", json={"error_rate": 2}, timeout=10)
+def test_invalid_fault_settings_rejected(
+    mirakl_sandbox: ServerHandle, mirakl_control: MiraklControl
+) -> None:
+    response = requests.post(
+        mirakl_sandbox.url + "/_sandbox/faults", json={"error_rate": 2}, timeout=10
+    )
     assert response.status_code == 400
-    response = requests.post(server.url + "/_sandbox/faults", json={"bogus": 1}, timeout=10)
+    response = requests.post(mirakl_sandbox.url + "/_sandbox/faults", json={"bogus": 1}, timeout=10)
     assert response.status_code == 400
 
 

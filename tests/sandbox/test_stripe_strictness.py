@@ -2,53 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 import stripe
 
-from sandbox.servers import ServerHandle, start_stripe
+from sandbox.servers import ServerHandle
 from sandbox.stripe.control import StripeControl
 
 API_KEY = "sk_test_strict"
 DAY = 24 * 3600
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[ServerHandle]:
-    handle = start_stripe()
-    yield handle
-    handle.stop()
-
-
-@pytest.fixture
-def control(server: ServerHandle) -> StripeControl:
-    ctl = StripeControl(server.url)
-    ctl.reset()
-    return ctl
-
-
-@pytest.fixture
-def client(server: ServerHandle, control: StripeControl) -> stripe.StripeClient:
-    return stripe.StripeClient(
-        API_KEY,
-        base_addresses={"api": server.url, "connect": server.url, "files": server.url},
-        max_network_retries=0,
-    )
-
-
-def account(client: stripe.StripeClient, *, transfers: bool = True) -> str:
+def account(stripe_client: stripe.StripeClient, *, transfers: bool = True) -> str:
     params: dict[str, Any] = {"type": "express", "country": "FR"}
     if transfers:
         params["capabilities"] = {"transfers": {"requested": True}}
-    return client.v1.accounts.create(params=params).id
+    return stripe_client.v1.accounts.create(params=params).id
 
 
-def onboarded(client: stripe.StripeClient, control: StripeControl) -> str:
-    acct = account(client)
-    control.complete_onboarding(acct)
+def onboarded(stripe_client: stripe.StripeClient, stripe_control: StripeControl) -> str:
+    acct = account(stripe_client)
+    stripe_control.complete_onboarding(acct)
     return acct
 
 
@@ -68,15 +44,15 @@ def error_of(exc: stripe.StripeError) -> dict[str, Any]:
 
 @pytest.mark.parametrize("how", ["not requested", "requested, not onboarded", "inactive"])
 def test_transfer_needs_the_transfers_capability_active(
-    client: stripe.StripeClient, control: StripeControl, how: str
+    stripe_client: stripe.StripeClient, stripe_control: StripeControl, how: str
 ) -> None:
-    control.set_balance("platform", "eur", 10_000)
-    acct = account(client, transfers=how != "not requested")
+    stripe_control.set_balance("platform", "eur", 10_000)
+    acct = account(stripe_client, transfers=how != "not requested")
     if how == "inactive":
-        control.complete_onboarding(acct)
-        control.set_account(acct, capabilities={"transfers": "inactive"})
+        stripe_control.complete_onboarding(acct)
+        stripe_control.set_account(acct, capabilities={"transfers": "inactive"})
     exc = refused(
-        client.v1.transfers.create,
+        stripe_client.v1.transfers.create,
         params={"amount": 100, "currency": "eur", "destination": acct},
     )
     assert exc.http_status == 400
@@ -87,11 +63,11 @@ def test_transfer_needs_the_transfers_capability_active(
         "message": "Your destination account needs to have at least one of the following "
         "capabilities enabled: transfers, crypto_transfers, legacy_payments",
     }
-    assert control.objects("transfers") == []
-    control.complete_onboarding(acct)
-    control.set_account(acct, capabilities={"transfers": "active"})
+    assert stripe_control.objects("transfers") == []
+    stripe_control.complete_onboarding(acct)
+    stripe_control.set_account(acct, capabilities={"transfers": "active"})
     assert (
-        client.v1.transfers.create(
+        stripe_client.v1.transfers.create(
             params={"amount": 100, "currency": "eur", "destination": acct}
         ).amount
         == 100
@@ -99,25 +75,25 @@ def test_transfer_needs_the_transfers_capability_active(
 
 
 def test_transfer_over_the_platform_balance_needs_a_source_transaction(
-    client: stripe.StripeClient, control: StripeControl
+    stripe_client: stripe.StripeClient, stripe_control: StripeControl
 ) -> None:
-    seller = onboarded(client, control)
-    charge = control.create_charge(amount=1000, currency="eur")
-    control.set_balance("platform", "eur", 500)
+    seller = onboarded(stripe_client, stripe_control)
+    charge = stripe_control.create_charge(amount=1000, currency="eur")
+    stripe_control.set_balance("platform", "eur", 500)
     exc = refused(
-        client.v1.transfers.create,
+        stripe_client.v1.transfers.create,
         params={"amount": 501, "currency": "eur", "destination": seller},
     )
     assert exc.http_status == 400
     assert error_of(exc)["type"] == "invalid_request_error"
     assert error_of(exc)["code"] == "balance_insufficient"
     assert error_of(exc)["message"].startswith("You have insufficient available funds")
-    exact = client.v1.transfers.create(
+    exact = stripe_client.v1.transfers.create(
         params={"amount": 500, "currency": "eur", "destination": seller}
     )
     assert exact.amount == 500
     # The charge's own funds may go on before they reach the available balance.
-    funded = client.v1.transfers.create(
+    funded = stripe_client.v1.transfers.create(
         params={
             "amount": 1000,
             "currency": "eur",
@@ -137,16 +113,16 @@ def test_transfer_over_the_platform_balance_needs_a_source_transaction(
     ],
 )
 def test_source_transaction_must_be_a_captured_charge_in_the_transfer_currency(
-    client: stripe.StripeClient,
-    control: StripeControl,
+    stripe_client: stripe.StripeClient,
+    stripe_control: StripeControl,
     charge: dict[str, Any],
     param: str,
     fragment: str,
 ) -> None:
-    seller = onboarded(client, control)
-    source = control.create_charge(amount=1000, **charge)["id"]
+    seller = onboarded(stripe_client, stripe_control)
+    source = stripe_control.create_charge(amount=1000, **charge)["id"]
     exc = refused(
-        client.v1.transfers.create,
+        stripe_client.v1.transfers.create,
         params={
             "amount": 100,
             "currency": "eur",
@@ -158,91 +134,102 @@ def test_source_transaction_must_be_a_captured_charge_in_the_transfer_currency(
     assert error_of(exc)["type"] == "invalid_request_error"
     assert error_of(exc)["param"] == param
     assert fragment in error_of(exc)["message"]
-    assert control.objects("transfers") == []
+    assert stripe_control.objects("transfers") == []
 
 
 def test_reversal_bounded_by_what_is_left_on_the_transfer(
-    client: stripe.StripeClient, control: StripeControl
+    stripe_client: stripe.StripeClient, stripe_control: StripeControl
 ) -> None:
-    seller = onboarded(client, control)
-    control.set_balance("platform", "eur", 1000)
-    transfer = client.v1.transfers.create(
+    seller = onboarded(stripe_client, stripe_control)
+    stripe_control.set_balance("platform", "eur", 1000)
+    transfer = stripe_client.v1.transfers.create(
         params={"amount": 1000, "currency": "eur", "destination": seller}
     )
-    client.v1.transfers.reversals.create(transfer.id, params={"amount": 600})
+    stripe_client.v1.transfers.reversals.create(transfer.id, params={"amount": 600})
     with pytest.raises(stripe.InvalidRequestError) as exc_info:
-        client.v1.transfers.reversals.create(transfer.id, params={"amount": 401})
+        stripe_client.v1.transfers.reversals.create(transfer.id, params={"amount": 401})
     exc = exc_info.value
     assert exc.http_status == 400
     assert error_of(exc)["code"] == "amount_too_large"
     assert error_of(exc)["param"] == "amount"
-    assert client.v1.transfers.reversals.create(transfer.id, params={"amount": 400}).amount == 400
+    assert (
+        stripe_client.v1.transfers.reversals.create(transfer.id, params={"amount": 400}).amount
+        == 400
+    )
 
 
-def test_payout_needs_payouts_enabled(client: stripe.StripeClient, control: StripeControl) -> None:
-    acct = account(client)
-    control.set_balance(acct, "eur", 1000)
+def test_payout_needs_payouts_enabled(
+    stripe_client: stripe.StripeClient, stripe_control: StripeControl
+) -> None:
+    acct = account(stripe_client)
+    stripe_control.set_balance(acct, "eur", 1000)
     options: dict[str, Any] = {"stripe_account": acct}
     exc = refused(
-        client.v1.payouts.create, params={"amount": 100, "currency": "eur"}, options=options
+        stripe_client.v1.payouts.create, params={"amount": 100, "currency": "eur"}, options=options
     )
     assert exc.http_status == 400
     assert error_of(exc)["type"] == "invalid_request_error"
     assert error_of(exc)["code"] == "payouts_not_allowed"
-    control.complete_onboarding(acct)
-    payout = client.v1.payouts.create(params={"amount": 100, "currency": "eur"}, options=options)
+    stripe_control.complete_onboarding(acct)
+    payout = stripe_client.v1.payouts.create(
+        params={"amount": 100, "currency": "eur"}, options=options
+    )
     assert payout.amount == 100
 
 
 # -------------------------------------------------------------- idempotency
 
 
-def transfer_with_key(client: stripe.StripeClient, seller: str, amount: int, key: str) -> Any:
-    return client.v1.transfers.create(
+def transfer_with_key(
+    stripe_client: stripe.StripeClient, seller: str, amount: int, key: str
+) -> Any:
+    return stripe_client.v1.transfers.create(
         params={"amount": amount, "currency": "eur", "destination": seller},
         options={"idempotency_key": key},
     )
 
 
 def test_key_reused_with_other_parameters_is_an_idempotency_error(
-    client: stripe.StripeClient, control: StripeControl
+    stripe_client: stripe.StripeClient, stripe_control: StripeControl
 ) -> None:
-    seller = onboarded(client, control)
-    control.set_balance("platform", "eur", 10_000)
-    transfer_with_key(client, seller, 100, "k-1")
-    exc = refused(transfer_with_key, client=client, seller=seller, amount=200, key="k-1")
+    seller = onboarded(stripe_client, stripe_control)
+    stripe_control.set_balance("platform", "eur", 10_000)
+    transfer_with_key(stripe_client, seller, 100, "k-1")
+    exc = refused(
+        transfer_with_key, stripe_client=stripe_client, seller=seller, amount=200, key="k-1"
+    )
     assert isinstance(exc, stripe.IdempotencyError)
     assert exc.http_status == 400
     assert error_of(exc)["type"] == "idempotency_error"
     assert "can only be used with the same parameters" in error_of(exc)["message"]
-    assert len(control.objects("transfers")) == 1
+    assert len(stripe_control.objects("transfers")) == 1
 
 
 def test_keys_expire_after_24_hours_of_the_sandbox_clock(
-    client: stripe.StripeClient, control: StripeControl
+    stripe_client: stripe.StripeClient, stripe_control: StripeControl
 ) -> None:
-    seller = onboarded(client, control)
-    control.set_balance("platform", "eur", 10_000)
-    first = transfer_with_key(client, seller, 100, "k-day")
-    control.advance_clock(DAY - 60)
-    assert transfer_with_key(client, seller, 100, "k-day").id == first.id  # replayed
-    control.advance_clock(60)
-    again = transfer_with_key(client, seller, 100, "k-day")
+    seller = onboarded(stripe_client, stripe_control)
+    stripe_control.set_balance("platform", "eur", 10_000)
+    first = transfer_with_key(stripe_client, seller, 100, "k-day")
+    stripe_control.advance_clock(DAY - 60)
+    assert transfer_with_key(stripe_client, seller, 100, "k-day").id == first.id  # replayed
+    stripe_control.advance_clock(60)
+    again = transfer_with_key(stripe_client, seller, 100, "k-day")
     assert again.id != first.id  # pruned: a new request, a second transfer
-    assert len(control.objects("transfers")) == 2
-    clock = control.advance_clock(0)
+    assert len(stripe_control.objects("transfers")) == 2
+    clock = stripe_control.advance_clock(0)
     assert clock["offset"] == DAY
-    control.reset()
-    assert control.advance_clock(0)["offset"] == 0
+    stripe_control.reset()
+    assert stripe_control.advance_clock(0)["offset"] == 0
 
 
 def test_validation_errors_are_not_saved_but_business_errors_are(
-    client: stripe.StripeClient, control: StripeControl, server: ServerHandle
+    stripe_client: stripe.StripeClient, stripe_control: StripeControl, stripe_sandbox: ServerHandle
 ) -> None:
-    seller = onboarded(client, control)
+    seller = onboarded(stripe_client, stripe_control)
     headers = {"Authorization": f"Bearer {API_KEY}", "Idempotency-Key": "k-typo"}
     typo = requests.post(
-        f"{server.url}/v1/transfers",
+        f"{stripe_sandbox.url}/v1/transfers",
         data={"amount": "100", "currency": "eur", "destinaton": seller},
         headers=headers,
         timeout=10,
@@ -250,9 +237,9 @@ def test_validation_errors_are_not_saved_but_business_errors_are(
     assert typo.status_code == 400
     assert typo.json()["error"]["code"] == "parameter_unknown"
     # Execution never began: Stripe saved nothing, the key is free for the corrected request.
-    control.set_balance("platform", "eur", 50)
+    stripe_control.set_balance("platform", "eur", 50)
     short = requests.post(
-        f"{server.url}/v1/transfers",
+        f"{stripe_sandbox.url}/v1/transfers",
         data={"amount": "100", "currency": "eur", "destination": seller},
         headers=headers,
         timeout=10,
@@ -260,9 +247,9 @@ def test_validation_errors_are_not_saved_but_business_errors_are(
     assert short.status_code == 400
     assert short.json()["error"]["code"] == "balance_insufficient"
     assert "Idempotent-Replayed" not in short.headers
-    control.set_balance("platform", "eur", 1000)
+    stripe_control.set_balance("platform", "eur", 1000)
     replay = requests.post(
-        f"{server.url}/v1/transfers",
+        f"{stripe_sandbox.url}/v1/transfers",
         data={"amount": "100", "currency": "eur", "destination": seller},
         headers=headers,
         timeout=10,
@@ -271,4 +258,4 @@ def test_validation_errors_are_not_saved_but_business_errors_are(
     assert replay.status_code == 400
     assert replay.headers["Idempotent-Replayed"] == "true"
     assert replay.content == short.content
-    assert control.objects("transfers") == []
+    assert stripe_control.objects("transfers") == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from webapp.services.mirakl.types import Shop
+from tests.unit.factories import shop
 from webapp.services.onboarding.rules import (
     account_id_in_link,
     account_params,
@@ -16,23 +16,6 @@ from webapp.services.onboarding.rules import (
     refresh_url,
     should_write_link,
 )
-
-
-def shop(**overrides) -> Shop:
-    values = {
-        "id": 12,
-        "name": "Shop 12",
-        "last_updated_date": None,
-        "last_updated_raw": "",
-        "is_professional": False,
-        "email": "seller12@example.com",
-        "web_site": "https://shop12.example.com",
-        "phone": "+33100000000",
-        "additional_fields": {},
-    }
-    values.update(overrides)
-    return Shop(**values)
-
 
 BASE_PARAMS = {
     "type": "express",

@@ -9,10 +9,16 @@ from decimal import Decimal
 
 import pytest
 
-from tests.unit.factories import line, product_order, service_order
+from tests.unit.factories import (
+    cancelation,
+    line,
+    line_refund,
+    product_order,
+    service_order,
+    service_refund,
+)
 from webapp.services.ledger.minor_units import to_minor
 from webapp.services.mirakl import orders
-from webapp.services.mirakl.types import Cancelation, LineRefund, ServiceRefund
 
 
 def seller_amounts(order, tax_split: bool) -> tuple[int, int]:
@@ -58,7 +64,7 @@ def test_refused_and_cancelled_lines_leave_the_amount_due():
         "0",
         (),
         (),
-        cancelations=(Cancelation(Decimal("56.78"), Decimal("9.80")),),
+        cancelations=(cancelation("56.78", "9.80"),),
     )
     order = product_order(total="12.34", lines=(line(), cancelled))
     # total_price already excludes the cancelled line; its taxes must not be added either.
@@ -116,15 +122,13 @@ def test_service_states(state, validated, aborted):
 
 
 def test_refunded_commission_and_tax_by_refund_and_line():
-    refund = LineRefund("R-1", Decimal("12.34"), Decimal("1.23"), Decimal("0.50"))
+    refund = line_refund("R-1", "12.34", "1.23", "0.50")
     order = product_order(lines=(line(refunds=(refund,)), line("O-1-2")))
     assert orders.refunded_commission(order, "R-1", "O-1-1") == Decimal("1.23")
     assert orders.refunded_tax(order, "R-1") == Decimal("0.50")
     assert orders.refunded_commission(order, "R-1", "O-1-2") == 0
     assert orders.refunded_commission(order, "R-404") == 0
-    service = service_order(
-        refunds=(ServiceRefund("R-2", Decimal("5"), Decimal("0.7"), Decimal(0)),)
-    )
+    service = service_order(refunds=(service_refund("R-2", "5", "0.7"),))
     assert orders.refunded_commission(service, "R-2") == Decimal("0.7")
     # docs/reference-behaviour.md#worked-examples: refund 12.34, commission 1.23 → reversal 1111.
     assert to_minor(Decimal("12.34") - orders.refunded_commission(order, "R-1"), "eur") == 1111

@@ -10,8 +10,8 @@ from decimal import Decimal
 
 import pytest
 
+from tests.unit.factories import invoice
 from webapp.models import TransferType
-from webapp.services.mirakl.types import Invoice
 from webapp.services.payouts.rules import (
     Decision,
     evaluate_invoice_transfer,
@@ -24,27 +24,6 @@ from webapp.services.payouts.rules import (
 )
 
 D = Decimal
-
-
-def invoice(
-    invoice_id: int = 1,
-    created: str = "2024-01-02T10:00:00Z",
-    amount_transferred: str = "12.34",
-    subscription: str = "-9.99",
-    credits: str = "56.78",
-    other_invoices: str = "-98.76",
-) -> Invoice:
-    return Invoice(
-        id=invoice_id,
-        shop_id=1,
-        currency="eur",
-        created_date=datetime.fromisoformat(created.replace("Z", "")),
-        created_raw=created,
-        amount_transferred=D(amount_transferred),
-        total_subscription_incl_tax=D(subscription),
-        total_other_credits_incl_tax=D(credits),
-        total_other_invoices_incl_tax=D(other_invoices),
-    )
 
 
 def test_reference_invoice_amounts():

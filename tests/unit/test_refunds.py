@@ -7,11 +7,10 @@ from typing import Any
 
 import pytest
 
-from tests.unit.factories import line, product_order, service_order
+from tests.unit.factories import line, line_refund, product_order, service_order, service_refund
 from webapp.models import RefundType, StripeRefund
 from webapp.services.ledger.minor_units import to_minor
 from webapp.services.mirakl import orders
-from webapp.services.mirakl.types import LineRefund, ServiceRefund
 from webapp.services.refunds.rules import (
     Decision,
     PaymentFacts,
@@ -439,7 +438,7 @@ def test_worked_example_from_a_mirakl_order() -> None:
         lines=(
             line(
                 "O-1-1",
-                refunds=(LineRefund("1100", Decimal("12.34"), Decimal("1.23"), Decimal(0)),),
+                refunds=(line_refund("1100", "12.34", "1.23"),),
             ),
             line("O-1-2", total="56.78"),
         )
@@ -450,9 +449,7 @@ def test_worked_example_from_a_mirakl_order() -> None:
 
 
 def test_worked_example_from_a_service_order() -> None:
-    order = service_order(
-        refunds=(ServiceRefund("2200", Decimal("12.34"), Decimal("1.23"), Decimal("0.34")),)
-    )
+    order = service_order(refunds=(service_refund("2200", "12.34", "1.23", "0.34"),))
     facts = amounts(
         mirakl_id="2200",
         refunded_commission=to_minor(orders.refunded_commission(order, "2200"), "eur"),

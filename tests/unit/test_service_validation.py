@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import pytest
 
-from tests.unit.factories import product_order, service_order
-from webapp.services.mirakl.types import ServiceDebit
+from tests.unit.factories import product_order, service_debit, service_order
 from webapp.services.validation.rules import CaptureAction, Payment, evaluate_capture, is_debited
-
-
-def debit(order_id: str, state: str = "OK") -> ServiceDebit:
-    return ServiceDebit(order_id, "customer_basic", Decimal("18.14"), "eur", state, "ch_1")
 
 
 def payment(amount: int = 3628) -> Payment:
@@ -25,13 +18,13 @@ def payment(amount: int = 3628) -> Payment:
         (
             "all accepted and debited",
             [service_order("S-1-A"), service_order("S-1-B")],
-            {"S-1-A": debit("S-1-A"), "S-1-B": debit("S-1-B")},
+            {"S-1-A": service_debit("S-1-A"), "S-1-B": service_debit("S-1-B")},
             CaptureAction.CAPTURE, 3628, "To capture: 36.28 EUR of 36.28 EUR",
         ),
         (
             "one refused: released from the capture",
             [service_order("S-1-A"), service_order("S-1-B", state="ORDER_REFUSED")],
-            {"S-1-A": debit("S-1-A")},
+            {"S-1-A": service_debit("S-1-A")},
             CaptureAction.CAPTURE, 1814,
             "To capture: 18.14 EUR of 36.28 EUR (18.14 EUR refused or canceled on Mirakl)",
         ),
@@ -53,7 +46,7 @@ def payment(amount: int = 3628) -> Payment:
         (
             "accepted, debit not confirmed yet",
             [service_order("S-1-A")],
-            {"S-1-A": debit("S-1-A", state="WAITING")},
+            {"S-1-A": service_debit("S-1-A", state="WAITING")},
             CaptureAction.WAIT, 0, "Order S-1-A is waiting for the customer debit (SPA01)",
         ),
         (
@@ -71,5 +64,5 @@ def test_evaluate_capture_of_service_orders(case, orders, debits, action, amount
 
 def test_a_product_order_is_debited_by_pa01_a_service_order_by_its_debit():
     assert is_debited(product_order(order_id="O-1-A", state="SHIPPING"), {}) is True
-    assert is_debited(service_order("S-1-A"), {"S-1-A": debit("S-1-A")}) is True
-    assert is_debited(service_order("S-1-A"), {"S-1-A": debit("S-1-A", "REFUSED")}) is False
+    assert is_debited(service_order("S-1-A"), {"S-1-A": service_debit("S-1-A")}) is True
+    assert is_debited(service_order("S-1-A"), {"S-1-A": service_debit("S-1-A", "REFUSED")}) is False

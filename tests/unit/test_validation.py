@@ -6,8 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.unit.factories import line, product_order
-from webapp.services.mirakl.types import Cancelation, PendingDebit
+from tests.unit.factories import cancelation, line, pending_debit, product_order
 from webapp.services.stripe.charges import (
     CANCELED,
     CAPTURABLE,
@@ -34,18 +33,14 @@ def payment(status: str = "to_capture", amount: int | None = 16944, currency: st
     return Payment(CHARGE, "O-1", status, amount, currency)
 
 
-def debit(order_id: str = "O-1-A", amount: str = "84.72", currency: str = "eur") -> PendingDebit:
-    return PendingDebit(order_id, "O-1", "customer_basic", 1, D(amount), currency)
-
-
 def order(order_id: str, state: str = "CLOSED", **kw):
     return product_order(order_id=order_id, state=state, **kw)
 
 
 def cancelled(order_id: str):
     """An order whose two lines were cancelled (amounts moved to ``cancelations``)."""
-    first = (Cancelation(D("12.34"), D("5.80")),)
-    second = (Cancelation(D("56.78"), D("9.80")),)
+    first = (cancelation("12.34", "5.80"),)
+    second = (cancelation("56.78", "9.80"),)
     return product_order(
         order_id=order_id,
         state="CANCELED",
@@ -81,12 +76,12 @@ def cancelled(order_id: str):
         ("non-existent commercial order", 16944, [], "wait", 0,
          "Commercial order O-1 not found in Mirakl"),
         ("one order not accepted yet", 16944,
-         [order("O-1-A"), order("O-1-B", "WAITING_ACCEPTANCE", debited="")], "wait", 0,
+         [order("O-1-A"), order("O-1-B", "WAITING_ACCEPTANCE", debited=False)], "wait", 0,
          "Order O-1-B is not ready yet, status is WAITING_ACCEPTANCE"),
-        ("accepted but not debited", 16944, [order("O-1-A", "SHIPPING", debited="")], "wait", 0,
+        ("accepted but not debited", 16944, [order("O-1-A", "SHIPPING", debited=False)], "wait", 0,
          "Order O-1-A is waiting for the customer debit (PA01)"),
         ("refused and never debited", 8472,
-         [order("O-1-A", "REFUSED", debited=""), order("O-1-B")], "cancel", 0,
+         [order("O-1-A", "REFUSED", debited=False), order("O-1-B")], "cancel", 0,
          "To cancel: nothing left to capture of 84.72 EUR (84.72 EUR refused or canceled "
          "on Mirakl)"),
         ("order in another currency", 16944, [order("O-1-A", currency="usd")], "wait", 0,
@@ -136,17 +131,19 @@ def pa01(order_id: str, status: str, amount: str = "84.72") -> dict:
 @pytest.mark.parametrize(
     ("case", "status", "debits", "entries", "payment_status", "reason"),
     [
-        ("authorised", "to_capture", [debit("O-1-A"), debit("O-1-B")],
+        ("authorised", "to_capture", [pending_debit("O-1-A"), pending_debit("O-1-B")],
          [pa01("O-1-A", "OK"), pa01("O-1-B", "OK")], "OK", None),
-        ("captured up front", "captured", [debit()], [pa01("O-1-A", "OK")], "OK", None),
-        ("payment failed", "failed", [debit("O-1-A"), debit("O-1-B", "12.30")],
+        ("captured up front", "captured", [pending_debit()], [pa01("O-1-A", "OK")], "OK", None),
+        ("payment failed", "failed", [pending_debit("O-1-A"), pending_debit("O-1-B", "12.30")],
          [pa01("O-1-A", "REFUSED"), pa01("O-1-B", "REFUSED", "12.30")], "REFUSED", None),
-        ("payment canceled", "canceled", [debit()], [pa01("O-1-A", "REFUSED")], "REFUSED", None),
-        ("currency mismatch", "to_capture", [debit(currency="usd")], [], None,
+        ("payment canceled", "canceled", [pending_debit()], [pa01("O-1-A", "REFUSED")],
+         "REFUSED", None),
+        ("currency mismatch", "to_capture", [pending_debit(currency="usd")], [], None,
          "Mirakl debit of order O-1-A not validated: the order is in USD but payment "
          "ch_basic is in EUR"),
-        ("one of two mismatched", "to_capture", [debit("O-1-A"), debit("O-1-B", currency="gbp")],
-         [pa01("O-1-A", "OK")], "OK",
+        ("one of two mismatched", "to_capture",
+         [pending_debit("O-1-A"), pending_debit("O-1-B", currency="gbp")], [pa01("O-1-A", "OK")],
+         "OK",
          "Mirakl debit of order O-1-B not validated: the order is in GBP but payment "
          "ch_basic is in EUR"),
     ],
