@@ -12,6 +12,7 @@ import pytest
 from tests.unit.factories import line, product_order, service_order
 from webapp.models import TransferStatus as T
 from webapp.services.ledger.minor_units import MAX_AMOUNT
+from webapp.services.mirakl.types import ProductOrder
 from webapp.services.split.rules import (
     TAX_SPLIT_DISABLED,
     AccountFacts,
@@ -42,7 +43,7 @@ def aborted(reason: str) -> Decision:
     return Decision(T.ABORTED, reason, currency="eur")
 
 
-def single_line_order(total: str) -> object:
+def single_line_order(total: str) -> ProductOrder:
     """A product order whose whole amount due is ``total``, no commission, no taxes."""
     lines = (line("O-1-1", total=total, taxes=(), shipping_taxes=()),)
     return product_order(total=total, commission="0", lines=lines)
