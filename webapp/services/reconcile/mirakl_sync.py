@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from webapp.extensions import db
 from webapp.models import StripeRefund, StripeTransfer, TransferType
+from webapp.services.chunking import chunked
 from webapp.services.clients import get_mirakl
 from webapp.services.mirakl.client import TAX_SUFFIX
 from webapp.services.mirakl.types import BadItem
@@ -20,7 +21,7 @@ from webapp.services.reconcile.rules import (
     evaluate_mirakl_refund,
     evaluate_order_refund,
 )
-from webapp.services.reconcile.runs import PAGE, Run, chunks, refund_rows, transfer_rows
+from webapp.services.reconcile.runs import PAGE, Run, refund_rows, transfer_rows
 
 # ---------------------------------------------------------------- Mirakl
 
@@ -34,7 +35,7 @@ def compare_mirakl_refunds(run: Run) -> None:
     if cfg["ENABLE_SERVICE_PAYMENT_REFUND"]:
         listings.append(mirakl.list_service_pending_refunds())
     for listing in listings:
-        for page in chunks(item for item in listing if not isinstance(item, BadItem)):
+        for page in chunked((item for item in listing if not isinstance(item, BadItem)), PAGE):
             rows = db.session.execute(
                 refund_rows().where(
                     StripeRefund.mirakl_refund_id.in_(sorted({item.id for item in page}))

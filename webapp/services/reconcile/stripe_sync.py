@@ -18,6 +18,7 @@ from webapp.models import (
     StripeTransfer,
     TransferType,
 )
+from webapp.services.chunking import chunked
 from webapp.services.clients import get_stripe
 from webapp.services.reconcile import facts
 from webapp.services.reconcile.rules import (
@@ -31,7 +32,6 @@ from webapp.services.reconcile.runs import (
     PAGE,
     Run,
     SeenIds,
-    chunks,
     index_by,
     payout_rows,
     refund_rows,
@@ -45,7 +45,7 @@ from webapp.services.reconcile.runs import (
 def compare_platform_transfers(run: Run) -> None:
     """Platform transfers of the window (order and extra-credit transfers), reversals included."""
     listing = get_stripe().list_transfers(created_gte=run.list_gte, created_lte=run.list_lte)
-    for page in chunks(listing):
+    for page in chunked(listing, PAGE):
         run.record(_compare_transfer_page(run, page, account=None))
 
 
@@ -156,7 +156,7 @@ def _compare_reversals(
 def compare_refunds(run: Run) -> None:
     """Platform refunds of the window: ours, duplicates, and refunds by hand of our charges."""
     listing = get_stripe().list_refunds_created(created_gte=run.list_gte, created_lte=run.list_lte)
-    for page in chunks(listing):
+    for page in chunked(listing, PAGE):
         run.record(_compare_refund_page(run, page))
 
 
@@ -235,7 +235,7 @@ def compare_seller_accounts(run: Run) -> None:
                 listing = get_stripe().list_transfers(
                     stripe_account=account, created_gte=run.list_gte, created_lte=run.list_lte
                 )
-                for page in chunks(listing):
+                for page in chunked(listing, PAGE):
                     run.record(_compare_transfer_page(run, page, account=account))
         last_id = mappings[-1].id
 
@@ -259,7 +259,7 @@ def _compare_payouts(run: Run, account: str) -> None:
     listing = get_stripe().list_payouts_created(
         account, created_gte=run.list_gte, created_lte=run.list_lte
     )
-    for page in chunks(listing):
+    for page in chunked(listing, PAGE):
         ids = [obj["id"] for obj in page]
         tags = [str((obj.get("metadata") or {}).get("invoiceId")) for obj in page]
         invoice_ids = sorted({int(tag) for tag in tags if tag.isdigit()})

@@ -9,10 +9,9 @@ fails. ``split/sync.py`` decides which orders a run passes over.
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from flask import current_app
@@ -27,6 +26,7 @@ from webapp.models import (
     TransferStatus,
     TransferType,
 )
+from webapp.services.chunking import chunked
 from webapp.services.clients import get_mirakl, get_stripe
 from webapp.services.ledger import transitions
 from webapp.services.mirakl.client import TAX_SUFFIX, MiraklClient, strip_tax_suffix
@@ -76,12 +76,6 @@ def fetch_payment(gateway: StripeGateway, payment_id: str) -> PaymentFacts:
         return PaymentFacts(payment_id, unavailable=exc.message)
     except StripeOutcomeUnknown as exc:
         return PaymentFacts(payment_id, unavailable=exc.message)
-
-
-def chunks(items: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
-    iterator = iter(items)
-    while chunk := list(itertools.islice(iterator, size)):
-        yield chunk
 
 
 def status_label(status: str) -> str:
@@ -397,7 +391,7 @@ class OrderPass:
     def reevaluate(self, rows: Sequence[StripeTransfer], may_update: Callable) -> None:
         """Fetch the rows' orders by id (100 per call) and re-evaluate the rows."""
         order_ids = sorted({strip_tax_suffix(row.mirakl_id) for row in rows})
-        for chunk in chunks(order_ids):
+        for chunk in chunked(order_ids, CHUNK):
             found: dict[str, Order | BadItem] = {}
             for item in self.list_by_id(chunk):
                 key = item.mirakl_id if isinstance(item, BadItem) else item.id

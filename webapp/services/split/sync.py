@@ -22,10 +22,11 @@ from webapp.models import (
     TransferStatus,
     TransferType,
 )
+from webapp.services.chunking import chunked
 from webapp.services.ledger import attempts, checkpoints
 from webapp.services.mirakl.types import BadItem
-from webapp.services.split.order_pass import OrderPass, chunks, status_label
-from webapp.services.split.rules import ACTOR, CHECKPOINT_KEYS, RETRIABLE, Order
+from webapp.services.split.order_pass import OrderPass, status_label
+from webapp.services.split.rules import ACTOR, CHECKPOINT_KEYS, CHUNK, RETRIABLE, Order
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def _sync_new(transfer_type: TransferType) -> Counter[str]:
         listing = run.mirakl.list_service_orders(date_created_start=since)
     newest: tuple[datetime, str] | None = None
     blocked: tuple[datetime, str] | None = None  # earliest order that could not be stored
-    for chunk in chunks(listing):
+    for chunk in chunked(listing, CHUNK):
         run.counts["fetched"] += len(chunk)
         usable = [i for i in chunk if not isinstance(i, BadItem) or i.mirakl_id]
         for bad in (i for i in chunk if isinstance(i, BadItem) and not i.mirakl_id):
@@ -158,7 +159,7 @@ def count_statuses(ids: Sequence[int]) -> dict[str, int]:
         return {}
     db.session.expire_all()
     counts: Counter[str] = Counter()
-    for batch in attempts.id_batches(ids):
+    for batch in chunked(ids, attempts.ID_BATCH):
         counts.update(
             dict(
                 db.session.execute(
