@@ -358,7 +358,7 @@ def list_failed_operations(limit: int = DIGEST_LIMIT) -> list[DigestSection]:
     base_url = current_app.config["PUBLIC_BASE_URL"]
     sections = []
     for title, view, model, failed, to_row in DIGEST_KINDS:
-        where = model.status == failed.value
+        where = model.status == failed
         total = db.session.execute(select(func.count()).select_from(model).where(where)).scalar()
         rows = db.session.execute(select(model).where(where).order_by(model.id).limit(limit))
         sections.append(

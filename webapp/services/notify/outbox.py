@@ -249,7 +249,7 @@ def _record(notification_id: int, status: NotificationStatus, **values: Any) -> 
     db.session.execute(
         update(Notification)
         .where(Notification.id == notification_id)
-        .values(status=status.value, **values)
+        .values(status=status, **values)
         .execution_options(synchronize_session=False)
     )
     db.session.commit()

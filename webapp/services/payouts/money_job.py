@@ -111,7 +111,7 @@ def _invoices_with_pending_transfers(invoice_ids: Iterable[int]) -> set[int]:
         return set()
     rows = db.session.execute(
         select(StripeTransfer.mirakl_id).where(
-            StripeTransfer.type.in_([t.value for t in INVOICE_TRANSFER_TYPES]),
+            StripeTransfer.type.in_(INVOICE_TRANSFER_TYPES),
             StripeTransfer.status == TransferStatus.PENDING,
             StripeTransfer.mirakl_id.in_(keys),
         )

@@ -57,9 +57,9 @@ def compare_order_refunds(run: Run) -> None:
     cfg, mirakl = current_app.config, get_mirakl()
     domains = []
     if cfg["ENABLE_PRODUCT_PAYMENT_REFUND"]:
-        domains.append((TransferType.PRODUCT_ORDER.value, mirakl.list_orders_by_id))
+        domains.append((TransferType.PRODUCT_ORDER, mirakl.list_orders_by_id))
     if cfg["ENABLE_SERVICE_PAYMENT_REFUND"]:
-        domains.append((TransferType.SERVICE_ORDER.value, mirakl.list_service_orders_by_id))
+        domains.append((TransferType.SERVICE_ORDER, mirakl.list_service_orders_by_id))
     for transfer_type, fetch in domains:
         last_id = 0
         while True:
@@ -99,7 +99,7 @@ def _compare_orders(
     reversed_ids = set(
         db.session.execute(
             select(StripeTransfer.mirakl_id).where(
-                StripeTransfer.type == TransferType.REFUND.value,
+                StripeTransfer.type == TransferType.REFUND,
                 StripeTransfer.mirakl_id.in_(sorted({refund_id for _, refund_id, _ in refunds})),
             )
         ).scalars()

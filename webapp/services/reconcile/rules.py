@@ -101,7 +101,7 @@ class Finding:
     def key(self) -> str:
         """What names this disagreement across runs (class, our row, the Stripe object)."""
         parts = (
-            self.finding_class.value,
+            self.finding_class,
             self.operation,
             self.operation_id,
             self.stripe_id,

@@ -67,7 +67,7 @@ class Run:
         """Store one step's findings (Nones are agreements)."""
         kept = [finding for finding in findings if finding is not None]
         for finding in kept:
-            self.found[finding.finding_class.value] += 1
+            self.found[finding.finding_class] += 1
             if len(self.printed) < MAX_PRINTED:
                 self.printed.append(finding)
         self.new += record_findings(kept, run=self.token, now=self.now)

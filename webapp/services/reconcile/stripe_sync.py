@@ -55,7 +55,7 @@ def _compare_transfer_page(
     ids = [obj["id"] for obj in page]
     owners = index_by(
         transfers_where(
-            StripeTransfer.transfer_id.in_(ids), StripeTransfer.type != TransferType.REFUND.value
+            StripeTransfer.transfer_id.in_(ids), StripeTransfer.type != TransferType.REFUND
         ),
         "transfer_id",
     )
@@ -89,7 +89,7 @@ def _claimant_transfers(unowned: Sequence[dict[str, Any]]) -> dict[tuple, Any]:
     claimants: dict[tuple, Any] = {}
     for row in transfers_where(
         StripeTransfer.mirakl_id.in_(sorted(mirakl_ids)),
-        StripeTransfer.type != TransferType.REFUND.value,
+        StripeTransfer.type != TransferType.REFUND,
     ):
         claimants[(row.type, row.mirakl_id)] = row
         claimants.setdefault((None, row.mirakl_id), row)

@@ -155,7 +155,7 @@ class OrderPass:
         ids = list(order_ids) + [f"{i}{TAX_SUFFIX}" for i in order_ids]
         rows = db.session.execute(
             select(StripeTransfer)
-            .where(StripeTransfer.type == self.type.value, StripeTransfer.mirakl_id.in_(ids))
+            .where(StripeTransfer.type == self.type, StripeTransfer.mirakl_id.in_(ids))
             .execution_options(populate_existing=True)
         ).scalars()
         return {row.mirakl_id: row for row in rows}
@@ -250,14 +250,14 @@ class OrderPass:
             fields["currency"] = decision.currency
         if decision.transaction_id:
             fields["transaction_id"] = decision.transaction_id
-        self.counts[status_label(decision.status.value)] += 1
+        self.counts[status_label(decision.status)] += 1
         if row is None:
-            row = StripeTransfer(type=self.type.value, mirakl_id=mirakl_id, **fields)
+            row = StripeTransfer(type=self.type, mirakl_id=mirakl_id, **fields)
             self.new_rows.append((row, decision.status, decision.reason))
             return row
         changed = {k: v for k, v in fields.items() if getattr(row, k) != v}
         reason = transitions.truncate_reason(decision.reason)
-        if changed or row.status != decision.status.value or row.status_reason != reason:
+        if changed or row.status != decision.status or row.status_reason != reason:
             transitions.transition(
                 row, decision.status, decision.reason, actor=self.actor, **changed
             )
@@ -374,7 +374,7 @@ class OrderPass:
                     stored.append(self.settle(item, order_id, rows, debit, may_update))
                     self.flush_new()
             except Exception:  # noqa: BLE001 - per-item boundary: the next run retries it
-                log.exception("order %s (%s): could not be evaluated", order_id, self.type.value)
+                log.exception("order %s (%s): could not be evaluated", order_id, self.type)
                 self.counts["errors"] += 1
                 self.new_rows = []
                 for mirakl_id in (order_id, f"{order_id}{TAX_SUFFIX}"):

@@ -97,7 +97,7 @@ def sync_backlog(transfer_type: TransferType | str) -> Counter[str]:
         db.session.execute(
             select(StripeTransfer)
             .where(
-                StripeTransfer.type == kind.value,
+                StripeTransfer.type == kind,
                 StripeTransfer.status.in_(RETRIABLE),
                 attempts.is_due(StripeTransfer, TransferStatus.FAILED),
             )
@@ -121,13 +121,13 @@ def retry_transfers(ids: Sequence[int], *, actor: str) -> list[int]:
         db.session.execute(
             select(StripeTransfer).where(
                 StripeTransfer.id.in_(wanted),
-                StripeTransfer.type.in_([t.value for t in ORDER_TRANSFER_TYPES]),
+                StripeTransfer.type.in_(ORDER_TRANSFER_TYPES),
                 StripeTransfer.status.in_(RETRIABLE),
             )
         ).scalars()
     )
     for kind in ORDER_TRANSFER_TYPES:
-        subset = [row for row in rows if row.type == kind.value]
+        subset = [row for row in rows if row.type == kind]
         if subset:
             OrderPass(kind, actor).reevaluate(
                 subset, lambda row: row.id in wanted and row.status in RETRIABLE
@@ -147,9 +147,8 @@ def find_dispatchable_transfers() -> list[int]:
     Order transfers only: invoice transfers and refund reversals belong to their own runs
     (``process-payout`` sends credits before the fees they fund; ``process-refund``).
     """
-    types = [t.value for t in ORDER_TRANSFER_TYPES]
     return attempts.find_dispatchable(
-        StripeTransfer, TransferStatus.PENDING, StripeTransfer.type.in_(types)
+        StripeTransfer, TransferStatus.PENDING, StripeTransfer.type.in_(ORDER_TRANSFER_TYPES)
     )
 
 

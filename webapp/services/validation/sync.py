@@ -266,7 +266,7 @@ def sync_captures(mapping_ids: Sequence[int] | None = None) -> tuple[dict[str, i
         decision = evaluate_capture(
             Payment.of(row), found.get(cid, []), unreadable.get(cid, []), debits
         )
-        counts[decision.action.value] += 1
+        counts[decision.action] += 1
         if decision.action == CaptureAction.WAIT:
             log.info(
                 "payment %s (order %s): waiting: %s", row.stripe_charge_id, cid, decision.reason
