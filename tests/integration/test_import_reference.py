@@ -27,6 +27,7 @@ from webapp.models import (
     StripeTransfer,
 )
 from webapp.services.ledger.checkpoints import set_checkpoint
+from webapp.services.payouts.money_job import released_by
 
 ACCOUNTS = {11: "acct_ref_eleven", 12: "acct_ref_twelve", 0: "acct_ref_tax"}
 MODELS = (AccountMapping, PaymentMapping, StripeTransfer, StripeRefund, StripePayout)
@@ -227,3 +228,31 @@ def test_a_database_that_is_not_the_reference_fails_in_one_line(app, runner):
     assert "error: import-reference: cannot read" in missing.output
     assert wrong.exit_code == 1
     assert "PostgreSQL URL" in wrong.output and "secret" not in wrong.output
+
+
+def test_an_imported_invoice_transfer_without_an_invoice_number_frees_its_fees(
+    app, runner, reference, caplog
+):
+    """The reference's ``mirakl_id`` is free text: an invoice transfer imported with one that
+    is not a number still lets its invoice's fees go when it is done, and names why no
+    payout follows, instead of failing the money job after the transfer was made."""
+    common = {"mirakl_id": "INV-7", "currency": "eur", "modification_datetime": OLD}
+    insert(
+        reference,
+        "stripe_transfer",
+        [
+            {**common, "type": "TRANSFER_EXTRA_CREDITS", "status": "TRANSFER_CREATED",
+             "transfer_id": "tr_ref_credit", "amount": 500},
+            {**common, "type": "TRANSFER_SUBSCRIPTION", "status": "TRANSFER_PENDING",
+             "amount": 999},
+        ],
+    )  # fmt: skip
+    assert run(runner, reference).exit_code == 0
+
+    credit = transfer("INV-7", "TRANSFER_EXTRA_CREDITS")
+    fee = transfer("INV-7", "TRANSFER_SUBSCRIPTION")
+
+    assert released_by(credit.id) == [("transfer", [fee.id])]
+    assert f"transfer {credit.id} (TRANSFER_EXTRA_CREDITS 'INV-7'): not an invoice number" in (
+        caplog.text
+    )

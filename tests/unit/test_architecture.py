@@ -18,7 +18,7 @@ PACKAGE = ROOT / "webapp"
 # Services packages (and top-level service modules), lowest first. A module may import
 # from its own layer or a lower one, never a higher one.
 SERVICE_LAYERS: list[set[str]] = [
-    {"http", "queueing", "mirakl", "stripe"},
+    {"chunking", "http", "queueing", "mirakl", "stripe"},
     {"clients", "ledger", "access", "console_security"},
     {"notify"},
     {"onboarding", "validation", "split", "refunds", "payouts", "reconcile"},

@@ -25,13 +25,8 @@ from webapp.services.notify.alerts import (
     refund_digest_row,
     transfer_digest_row,
 )
-from webapp.services.notify.outbox import (
-    evaluate_response,
-    max_tries,
-    notification_body,
-    retry_delay,
-    truncate_body,
-)
+from webapp.services.notify.delivery import evaluate_response, truncate_body
+from webapp.services.notify.outbox import max_tries, notification_body, retry_delay
 
 BASE = "https://connector.example.com"
 

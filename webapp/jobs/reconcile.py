@@ -56,7 +56,7 @@ def run(ctx: JobContext, since: datetime | None = None, until: datetime | None =
     )
     for finding in outcome.printed:
         ctx.lines.append(
-            f"finding: {finding.finding_class.value} {finding.operation} "
+            f"finding: {finding.finding_class} {finding.operation} "
             f"#{finding.operation_id or '-'} (Mirakl {finding.mirakl_id or '-'}, "
             f"Stripe {finding.stripe_id or '-'}): {finding.detail}"
         )

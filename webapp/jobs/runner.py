@@ -129,7 +129,7 @@ def run_job(
     finally:
         leases.release(lease_name, holder)
     run = db.session.merge(run)
-    if run.outcome == JobOutcome.FAILED.value:
+    if run.outcome == JobOutcome.FAILED:
         _send_critical_error(run)
     _flush_notifications(ctx)
     return run, ctx
@@ -166,7 +166,7 @@ def _flush_notifications(ctx: JobContext) -> None:
 
 def _finish(run: JobRun, ctx: JobContext, outcome: JobOutcome, error: str | None = None) -> None:
     run = db.session.merge(run)
-    run.outcome = outcome.value
+    run.outcome = outcome
     run.finished_at = utcnow()
     run.summary = "\n".join(ctx.lines) or None
     run.counts = json.dumps(ctx.counts) if ctx.counts else None

@@ -85,7 +85,7 @@ HISTORY_LIMIT = 200  # events shown on a detail page
 
 
 def _choices(enum: Any) -> list[tuple[str, str]]:
-    return [(member.value, member.value) for member in enum]
+    return [(member, member) for member in enum]
 
 
 # ---------------------------------------------------------------- base views

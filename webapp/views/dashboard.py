@@ -72,7 +72,7 @@ def shop_counts() -> dict[str, int]:
 
 def money_at_risk(model: type, statuses: Any) -> list[dict[str, Any]]:
     """Per currency: count and amount of PENDING, ON_HOLD and FAILED rows."""
-    watched = [statuses.PENDING.value, statuses.ON_HOLD.value, statuses.FAILED.value]
+    watched = [statuses.PENDING, statuses.ON_HOLD, statuses.FAILED]
     rows = db.session.execute(
         select(model.currency, model.status, func.count(), func.sum(model.amount))
         .where(model.status.in_(watched))
@@ -210,9 +210,9 @@ class JobsView(SecuredMixin, BaseView):
 
 CHART_DAYS = (7, 30)  # windows the dashboard offers
 CREATED_MONEY = {
-    "transferred": (StripeTransfer, "transfer", TransferStatus.CREATED.value),
-    "refunded": (StripeRefund, "refund", RefundStatus.CREATED.value),
-    "paid out": (StripePayout, "payout", PayoutStatus.CREATED.value),
+    "transferred": (StripeTransfer, "transfer", TransferStatus.CREATED),
+    "refunded": (StripeRefund, "refund", RefundStatus.CREATED),
+    "paid out": (StripePayout, "payout", PayoutStatus.CREATED),
 }
 
 
@@ -233,7 +233,7 @@ def money_per_day(since: datetime) -> dict[str, dict[str, dict[date, int]]]:
             .group_by(day, model.currency)
         )
         if model is StripeTransfer:  # reversals move money back: not "transferred"
-            query = query.where(model.type != TransferType.REFUND.value)
+            query = query.where(model.type != TransferType.REFUND)
         for when, currency, amount in db.session.execute(query).all():
             per_day = found.setdefault(metric, {}).setdefault((currency or "").lower(), {})
             per_day[_day(when)] = int(amount or 0)

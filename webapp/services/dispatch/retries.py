@@ -100,9 +100,9 @@ def retry_target(kind: str, row: Any) -> RetryFunction:
         return PAYOUTS
     if row.type == TransferType.REFUND:
         return REFUND_REVERSALS
-    if row.type in {t.value for t in INVOICE_TRANSFER_TYPES}:
+    if row.type in INVOICE_TRANSFER_TYPES:
         return INVOICE_TRANSFERS
-    if row.type in {t.value for t in ORDER_TRANSFER_TYPES}:
+    if row.type in ORDER_TRANSFER_TYPES:
         return ORDER_TRANSFERS
     raise ValueError(f"transfer {row.id}: unknown type {row.type}")
 
@@ -113,9 +113,9 @@ def refusal(kind: Kind, row: Any | None, row_id: int) -> str | None:
         return f"{kind.operation} {row_id} doesn't exist"
     status = kind.statuses(row.status)
     if status == kind.statuses.CREATED:
-        return f"already {status.value}: its money moved, it cannot be retried"
+        return f"already {status}: its money moved, it cannot be retried"
     if status not in (kind.statuses.FAILED, kind.statuses.ON_HOLD):
-        return f"{status.value}: only FAILED or ON_HOLD rows can be retried"
+        return f"{status}: only FAILED or ON_HOLD rows can be retried"
     return None
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -31,6 +31,7 @@ from sqlalchemy.orm import joinedload
 from webapp.clock import utcnow
 from webapp.errors import StripeOutcomeUnknown, StripeRefused
 from webapp.extensions import db
+from webapp.services.chunking import chunked
 from webapp.services.ledger import transitions
 from webapp.services.ledger.keys import idempotency_key
 
@@ -233,16 +234,10 @@ def find_dispatchable(
 ID_BATCH = 500  # ids per ``IN (…)``: statements stay the same size however large the run
 
 
-def id_batches(ids: Sequence[int]) -> Iterator[list[int]]:
-    """``ids`` in slices of ``ID_BATCH``."""
-    for first in range(0, len(ids), ID_BATCH):
-        yield list(ids[first : first + ID_BATCH])
-
-
 def mark_queued(model: type, ids: Sequence[int]) -> None:
     """Remember when rows were handed to a worker (the console shows "queued")."""
     now = utcnow()
-    for batch in id_batches(ids):
+    for batch in chunked(ids, ID_BATCH):
         db.session.execute(
             update(model)
             .where(model.id.in_(batch))

@@ -41,7 +41,7 @@ def transfer_failed_payload(row: StripeTransfer) -> dict[str, Any]:
 def refund_failed_payload(row: StripeRefund) -> dict[str, Any]:
     reversal = db.session.execute(
         select(StripeTransfer).where(
-            StripeTransfer.type == TransferType.REFUND.value,
+            StripeTransfer.type == TransferType.REFUND,
             StripeTransfer.mirakl_id == row.mirakl_refund_id,
         )
     ).scalar_one_or_none()

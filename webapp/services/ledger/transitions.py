@@ -186,8 +186,8 @@ def create_all(entries: Sequence[tuple[Any, Any, str | None]], *, actor: str | N
         name, enum, table = MACHINES[type(row)]
         to = enum(status)
         if row.id is not None or to not in table[None]:
-            raise IllegalTransition(f"{name}: cannot create a row in status {to.value}")
-        row.status = to.value
+            raise IllegalTransition(f"{name}: cannot create a row in status {to}")
+        row.status = to
         row.status_reason = truncate_reason(reason)
         firsts.append((row, to))
     db.session.add_all([row for row, _ in firsts])
@@ -214,10 +214,8 @@ def transition(
     frm = _status_of(row)
     to = enum(to)
     if to not in table[frm]:
-        raise IllegalTransition(
-            f"{name} {row.id}: {frm.value if frm else 'new'} → {to.value} is not allowed"
-        )
-    values: dict[str, Any] = {"status": to.value, "modification_datetime": utcnow(), **fields}
+        raise IllegalTransition(f"{name} {row.id}: {frm or 'new'} → {to} is not allowed")
+    values: dict[str, Any] = {"status": to, "modification_datetime": utcnow(), **fields}
     if reason is not KEEP:
         values["status_reason"] = truncate_reason(reason)
     db.session.flush()  # pending changes of the row go before its compare-and-set
@@ -264,8 +262,8 @@ def _record_all(moves: Sequence[tuple[Any, Any, Any, str | None]], actor: str | 
             {
                 "operation": operation_name(row),
                 "operation_id": row.id,
-                "from_status": None if frm is None else frm.value,
-                "to_status": to.value,
+                "from_status": frm,
+                "to_status": to,
                 "reason": reason,
                 "attempt": getattr(row, "attempt", None),
                 "actor": actor,

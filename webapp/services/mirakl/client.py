@@ -11,8 +11,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from webapp.errors import MiraklBadResponse, MiraklError, MiraklRejected
+from webapp.services.chunking import chunked
 from webapp.services.mirakl.fields import guess_id
-from webapp.services.mirakl.transport import MiraklTransport, batches
+from webapp.services.mirakl.transport import ID_BATCH, MiraklTransport
 from webapp.services.mirakl.types import (
     AdditionalField,
     BadItem,
@@ -106,7 +107,7 @@ class MiraklClient(MiraklTransport):
         else:
             raws = (
                 raw
-                for batch in batches([str(i) for i in shop_ids])
+                for batch in chunked([str(i) for i in shop_ids], ID_BATCH)
                 for raw in pages({**base, "shop_ids": ",".join(batch)})
             )
         return self._parsed("S20", raws, parse_shop, "shop_id")
@@ -118,7 +119,7 @@ class MiraklClient(MiraklTransport):
         every shop of that batch the same error.
         """
         results: list[ShopUpdateResult] = []
-        for batch in batches(list(patches)):
+        for batch in chunked(patches, ID_BATCH):
             ids = [p.get("shop_id") for p in batch]
             try:
                 response = self._put("S07", "/api/shops", {"shops": batch})
@@ -164,7 +165,7 @@ class MiraklClient(MiraklTransport):
     def _orders_by(self, key: str, ids: list[str]) -> Iterator[ProductOrder | BadItem]:
         raws = (
             raw
-            for batch in batches(ids)
+            for batch in chunked(ids, ID_BATCH)
             for raw in self._offset_items(
                 "OR11", "/api/orders", {key: ",".join(batch)}, self._orders
             )
@@ -198,7 +199,7 @@ class MiraklClient(MiraklTransport):
         ids = sorted({strip_tax_suffix(i) for i in order_ids})
         raws = (
             raw
-            for batch in batches(ids)
+            for batch in chunked(ids, ID_BATCH)
             for raw in self._seek_items("SPA11", "/api/mms/debits", {"order_id": batch})
         )
         return self._parsed("SPA11", raws, parse_service_debit, "order_id")
@@ -243,7 +244,7 @@ class MiraklClient(MiraklTransport):
     def _service_orders_by(self, key: str, ids: list[str]) -> Iterator[ServiceOrder | BadItem]:
         raws = (
             raw
-            for batch in batches(ids)
+            for batch in chunked(ids, ID_BATCH)
             for raw in self._seek_items("SOR11", "/api/mms/orders", {key: batch})
         )
         return self._parsed("SOR11", raws, parse_service_order, "id")

@@ -4,8 +4,9 @@
 ``Retry-After``; 5xx, timeouts and connection errors retried with capped exponential backoff
 and jitter (writes only when the request cannot have been applied). Offset pagination (``max``
 with ``Link rel="next"`` or ``total_count``) and seek pagination (``limit`` and
-``page_token``) are lazy iterators; ``batches`` slices id filters and writes by 100. It knows no
-endpoint: ``MiraklClient`` in ``mirakl`` subclasses it with one method per endpoint.
+``page_token``) are lazy iterators; id filters and writes go ``ID_BATCH`` (100) at a time.
+It knows no endpoint: ``MiraklClient`` in ``mirakl`` subclasses it with one method per
+endpoint.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -26,6 +27,7 @@ from webapp.errors import (
     MiraklRejected,
     MiraklUnavailable,
 )
+from webapp.services.chunking import chunked
 from webapp.services.http import proxied_session
 
 log = logging.getLogger(__name__)
@@ -34,14 +36,6 @@ PAGE_SIZE = 100  # items per page; Mirakl's maximum
 ID_BATCH = 100  # ids per filter; Mirakl answers 400 beyond
 CONNECT_TIMEOUT = 5.0  # seconds
 MAX_RETRY_AFTER = 120.0  # seconds we accept to wait on one 429
-
-T = TypeVar("T")
-
-
-def batches(items: Sequence[T], size: int = ID_BATCH) -> Iterator[list[T]]:
-    """Consecutive slices of at most ``size`` items."""
-    for start in range(0, len(items), size):
-        yield list(items[start : start + size])
 
 
 def _jsonable(value: Any) -> Any:
@@ -252,7 +246,7 @@ class MiraklTransport:
         """PUT entries 100 at a time; when Mirakl refuses a batch, retry its entries one by
         one so that a single bad entry gets the error and the others go through."""
         errors: list[str | None] = []
-        for batch in batches(list(entries)):
+        for batch in chunked(entries, ID_BATCH):
             try:
                 self._put(code, path, wrap(batch))
                 errors.extend([None] * len(batch))

@@ -335,15 +335,17 @@ class PendingDebit:
     currency: str
 
 
+def _amount_and_currency(data: Mapping[str, Any], currency_key: str) -> tuple[Decimal, str]:
+    """A debit's or refund's ``amount`` and its currency, read in that order (PA11 names the
+    currency ``currency_iso_code``, SPA11 and SPA12 ``currency_code``)."""
+    return req_decimal(data, "amount"), currency_code(data, currency_key)
+
+
 def parse_pending_debit(data: Mapping[str, Any]) -> PendingDebit:
-    return PendingDebit(
-        order_id=req_str(data, "order_id"),
-        commercial_id=req_str(data, "order_commercial_id"),
-        customer_id=opt_str(data, "customer_id"),
-        shop_id=opt_int(data, "shop_id"),
-        amount=req_decimal(data, "amount"),
-        currency=currency_code(data, "currency_iso_code"),
-    )
+    order_id, commercial_id = req_str(data, "order_id"), req_str(data, "order_commercial_id")
+    customer_id, shop_id = opt_str(data, "customer_id"), opt_int(data, "shop_id")
+    amount, currency = _amount_and_currency(data, "currency_iso_code")
+    return PendingDebit(order_id, commercial_id, customer_id, shop_id, amount, currency)
 
 
 @dataclass(frozen=True)
@@ -361,14 +363,10 @@ class ServiceDebit:
 
 
 def parse_service_debit(data: Mapping[str, Any]) -> ServiceDebit:
-    return ServiceDebit(
-        order_id=req_str(data, "order_id"),
-        customer_id=opt_str(data, "customer_id"),
-        amount=req_decimal(data, "amount"),
-        currency=currency_code(data, "currency_code"),
-        state=opt_str(data, "state"),
-        transaction_number=opt_str(data, "transaction_number"),
-    )
+    order_id, customer_id = req_str(data, "order_id"), opt_str(data, "customer_id")
+    amount, currency = _amount_and_currency(data, "currency_code")
+    state, transaction_number = opt_str(data, "state"), opt_str(data, "transaction_number")
+    return ServiceDebit(order_id, customer_id, amount, currency, state, transaction_number)
 
 
 # ---------------------------------------------------------------- refunds (PA12, SPA12)
@@ -425,11 +423,12 @@ def service_commercial_id(order_id: str) -> str:
 
 
 def parse_service_pending_refund(data: Mapping[str, Any]) -> PendingRefund:
-    order_id = req_str(data, "order_id")
+    order_id, refund_id = req_str(data, "order_id"), req_str(data, "id")
+    amount, currency = _amount_and_currency(data, "currency_code")
     return PendingRefund(
-        id=req_str(data, "id"),
-        amount=req_decimal(data, "amount"),
-        currency=currency_code(data, "currency_code"),
+        id=refund_id,
+        amount=amount,
+        currency=currency,
         commercial_id=service_commercial_id(order_id),
         order_id=order_id,
         order_line_id=None,

@@ -15,7 +15,7 @@ import socket
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from flask import current_app
@@ -35,9 +35,7 @@ from webapp.models import (
 from webapp.services.ledger import leases
 from webapp.services.ledger.minor_units import format_amount
 from webapp.services.notify import mailer
-
-if TYPE_CHECKING:
-    from webapp.services.notify.outbox import DeliveryResult
+from webapp.services.notify.delivery import DeliveryResult
 
 log = logging.getLogger(__name__)
 
@@ -360,7 +358,7 @@ def list_failed_operations(limit: int = DIGEST_LIMIT) -> list[DigestSection]:
     base_url = current_app.config["PUBLIC_BASE_URL"]
     sections = []
     for title, view, model, failed, to_row in DIGEST_KINDS:
-        where = model.status == failed.value
+        where = model.status == failed
         total = db.session.execute(select(func.count()).select_from(model).where(where)).scalar()
         rows = db.session.execute(select(model).where(where).order_by(model.id).limit(limit))
         sections.append(

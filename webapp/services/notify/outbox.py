@@ -16,7 +16,6 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -33,6 +32,7 @@ from webapp.models import (
     NotificationStatus,
 )
 from webapp.services.notify.alerts import redact_text, send_endpoint_down_alert
+from webapp.services.notify.delivery import DeliveryResult, evaluate_response
 from webapp.services.queueing.app_context import with_app_context
 from webapp.services.queueing.queues import NOTIFICATIONS_QUEUE, get_queue
 
@@ -41,45 +41,15 @@ log = logging.getLogger(__name__)
 NOTIFICATION_TIMEOUT = (5.0, 10.0)  # seconds: connect, read
 IN_FLIGHT_HOLD = 120  # seconds a claimed row is hidden from other senders (> the timeouts)
 INLINE_MAX_WAIT = 5.0  # seconds an in-process (CLI) sender sleeps before a retry; longer → later
-RESPONSE_BODY_LIMIT = 2000  # characters of the endpoint's answer kept for the alert e-mail
 FLUSH_BATCH = 500  # due rows handled per flush; the rest go with the next one
 
 
 # ---------------------------------------------------------------- pure rules
 
 
-@dataclass(frozen=True)
-class DeliveryResult:
-    """What one POST to the operator's endpoint gave."""
-
-    is_sent: bool
-    error: str | None = None
-    status_code: int | None = None
-    response_body: str | None = None
-
-
 def notification_body(type_: str, payload: dict[str, Any]) -> dict[str, Any]:
     """The JSON body POSTed to the operator: ``{"type": ..., "payload": {...}}``."""
     return {"type": type_, "payload": payload}
-
-
-def evaluate_response(status_code: int, body: str) -> DeliveryResult:
-    """A 2xx answer is delivered; anything else is an error to retry."""
-    if 200 <= status_code < 300:
-        return DeliveryResult(True, status_code=status_code)
-    return DeliveryResult(
-        False,
-        error=f"HTTP {status_code} from the notification endpoint",
-        status_code=status_code,
-        response_body=truncate_body(body),
-    )
-
-
-def truncate_body(body: str | None, limit: int = RESPONSE_BODY_LIMIT) -> str | None:
-    """The endpoint's answer, cut to ``limit`` characters for storage and e-mail."""
-    if body is None:
-        return None
-    return body if len(body) <= limit else body[:limit] + f"… ({len(body) - limit} more)"
 
 
 def retry_delay(tries_done: int, delays: Sequence[float]) -> float | None:
@@ -279,7 +249,7 @@ def _record(notification_id: int, status: NotificationStatus, **values: Any) -> 
     db.session.execute(
         update(Notification)
         .where(Notification.id == notification_id)
-        .values(status=status.value, **values)
+        .values(status=status, **values)
         .execution_options(synchronize_session=False)
     )
     db.session.commit()

@@ -83,11 +83,25 @@ def released_by(transfer_id: int) -> list[tuple[str, list[int]]]:
     (operation, row ids): its invoice's fees once none of its credits is PENDING, and its
     payout once none of its transfers is. Without this they waited for the next daily run."""
     row = db.session.get(StripeTransfer, transfer_id)
-    invoice_types = {t.value for t in INVOICE_TRANSFER_TYPES}
-    if row is None or row.type not in invoice_types or row.status == TransferStatus.PENDING:
+    if (
+        row is None
+        or row.type not in INVOICE_TRANSFER_TYPES
+        or row.status == TransferStatus.PENDING
+    ):
         return []
     fees = find_dispatchable_fees(invoice_id=row.mirakl_id)
-    payouts, _ = find_dispatchable_payouts(invoice_id=int(row.mirakl_id))
+    payouts: list[int] = []
+    if row.mirakl_id.isdecimal():
+        payouts, _ = find_dispatchable_payouts(invoice_id=int(row.mirakl_id))
+    else:
+        # Only a row imported from the reference can carry such an id (ours are IV01 invoice
+        # numbers); no payout row can name it, as payouts hold the invoice id as a number.
+        log.warning(
+            "transfer %s (%s %r): not an invoice number, no payout to release",
+            row.id,
+            row.type,
+            row.mirakl_id,
+        )
     return [(operation, ids) for operation, ids in (("transfer", fees), ("payout", payouts)) if ids]
 
 
@@ -97,7 +111,7 @@ def _invoices_with_pending_transfers(invoice_ids: Iterable[int]) -> set[int]:
         return set()
     rows = db.session.execute(
         select(StripeTransfer.mirakl_id).where(
-            StripeTransfer.type.in_([t.value for t in INVOICE_TRANSFER_TYPES]),
+            StripeTransfer.type.in_(INVOICE_TRANSFER_TYPES),
             StripeTransfer.status == TransferStatus.PENDING,
             StripeTransfer.mirakl_id.in_(keys),
         )

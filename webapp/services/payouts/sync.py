@@ -102,7 +102,7 @@ def apply_invoice_transfer(
         "mirakl_created_date": invoice.created_date,
         "mirakl_shop_id": invoice.shop_id,
     }
-    row = row or StripeTransfer(mirakl_id=str(invoice.id), type=type_.value)
+    row = row or StripeTransfer(mirakl_id=str(invoice.id), type=type_)
     return _save(row, decision, actor, fields)
 
 
@@ -137,7 +137,7 @@ def _invoice_rows(invoice_ids: Iterable[int]) -> tuple[dict, dict]:
     ids = {int(i) for i in invoice_ids}
     transfers = db.session.execute(
         select(StripeTransfer).where(
-            StripeTransfer.type.in_([t.value for t in INVOICE_TRANSFER_TYPES]),
+            StripeTransfer.type.in_(INVOICE_TRANSFER_TYPES),
             StripeTransfer.mirakl_id.in_([str(i) for i in ids]),
         )
     ).scalars()
@@ -156,7 +156,7 @@ def apply_invoice(invoice: Invoice, actor: str = JOB_ACTOR) -> list[str]:
     mapping = _mappings([invoice.shop_id]).get(invoice.shop_id or 0)
     statuses = [
         apply_invoice_transfer(
-            invoice, type_, value, transfers.get((type_.value, str(invoice.id))), mapping, actor
+            invoice, type_, value, transfers.get((type_, str(invoice.id))), mapping, actor
         )
         for type_, value in invoice_transfer_values(invoice)
     ]
@@ -328,7 +328,7 @@ def _reevaluate_row(row: Any, invoice: Invoice | BadItem | None, actor: str) -> 
 
 def _retriable_transfers(ids: Iterable[int] | None = None) -> list[StripeTransfer]:
     query = select(StripeTransfer).where(
-        StripeTransfer.type.in_([t.value for t in INVOICE_TRANSFER_TYPES]),
+        StripeTransfer.type.in_(INVOICE_TRANSFER_TYPES),
         StripeTransfer.status.in_(RETRIABLE_TRANSFER),
     )
     if ids is not None:

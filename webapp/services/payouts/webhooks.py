@@ -31,7 +31,7 @@ def handle_payout_failed(event: dict[str, Any]) -> WebhookAnswer:
     ).scalar_one_or_none()
     if row is None:
         return WebhookAnswer(200, "Ignoring payout.failed event for unknown payout.", ignored=True)
-    if row.status != PayoutStatus.CREATED.value:
+    if row.status != PayoutStatus.CREATED:
         return WebhookAnswer(
             200, f"Ignoring payout.failed event: payout is {row.status}.", ignored=True
         )

@@ -11,7 +11,7 @@ from webapp.services.reconcile.rules import OurRow, StripeFact
 
 PLUGIN_NAME = "MiraklConnector"  # the gateway's pluginName metadata
 # Transfers made on the seller's connected account (seller → platform).
-ON_SELLER_ACCOUNT = frozenset({TransferType.SUBSCRIPTION.value, TransferType.EXTRA_INVOICES.value})
+ON_SELLER_ACCOUNT = frozenset({TransferType.SUBSCRIPTION, TransferType.EXTRA_INVOICES})
 
 
 def from_timestamp(seconds: Any) -> datetime:
@@ -30,7 +30,7 @@ def transfer_row(row: Any) -> OurRow:
     ``row`` has ``StripeTransfer``'s columns and the account's ``stripe_account_id``
     (``sync.TRANSFER_COLUMNS``): plain rows, not ORM objects, keep a long run's memory flat.
     """
-    is_reversal = row.type == TransferType.REFUND.value
+    is_reversal = row.type == TransferType.REFUND
     return OurRow(
         operation="reversal" if is_reversal else "transfer",
         id=row.id,

@@ -86,7 +86,7 @@ def record_findings(findings: Sequence[Finding], *, run: str, now: datetime) -> 
 
 
 def _copy(row: ReconciliationFinding, finding: Finding, *, run: str, now: datetime) -> None:
-    row.finding_class = finding.finding_class.value
+    row.finding_class = finding.finding_class
     row.operation = finding.operation
     row.operation_id = finding.operation_id
     row.mirakl_id = finding.mirakl_id

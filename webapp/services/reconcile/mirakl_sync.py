@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from webapp.extensions import db
 from webapp.models import StripeRefund, StripeTransfer, TransferType
+from webapp.services.chunking import chunked
 from webapp.services.clients import get_mirakl
 from webapp.services.mirakl.client import TAX_SUFFIX
 from webapp.services.mirakl.types import BadItem
@@ -20,7 +21,7 @@ from webapp.services.reconcile.rules import (
     evaluate_mirakl_refund,
     evaluate_order_refund,
 )
-from webapp.services.reconcile.runs import PAGE, Run, chunks, refund_rows, transfer_rows
+from webapp.services.reconcile.runs import PAGE, Run, refund_rows, transfer_rows
 
 # ---------------------------------------------------------------- Mirakl
 
@@ -34,7 +35,7 @@ def compare_mirakl_refunds(run: Run) -> None:
     if cfg["ENABLE_SERVICE_PAYMENT_REFUND"]:
         listings.append(mirakl.list_service_pending_refunds())
     for listing in listings:
-        for page in chunks(item for item in listing if not isinstance(item, BadItem)):
+        for page in chunked((item for item in listing if not isinstance(item, BadItem)), PAGE):
             rows = db.session.execute(
                 refund_rows().where(
                     StripeRefund.mirakl_refund_id.in_(sorted({item.id for item in page}))
@@ -56,9 +57,9 @@ def compare_order_refunds(run: Run) -> None:
     cfg, mirakl = current_app.config, get_mirakl()
     domains = []
     if cfg["ENABLE_PRODUCT_PAYMENT_REFUND"]:
-        domains.append((TransferType.PRODUCT_ORDER.value, mirakl.list_orders_by_id))
+        domains.append((TransferType.PRODUCT_ORDER, mirakl.list_orders_by_id))
     if cfg["ENABLE_SERVICE_PAYMENT_REFUND"]:
-        domains.append((TransferType.SERVICE_ORDER.value, mirakl.list_service_orders_by_id))
+        domains.append((TransferType.SERVICE_ORDER, mirakl.list_service_orders_by_id))
     for transfer_type, fetch in domains:
         last_id = 0
         while True:
@@ -98,7 +99,7 @@ def _compare_orders(
     reversed_ids = set(
         db.session.execute(
             select(StripeTransfer.mirakl_id).where(
-                StripeTransfer.type == TransferType.REFUND.value,
+                StripeTransfer.type == TransferType.REFUND,
                 StripeTransfer.mirakl_id.in_(sorted({refund_id for _, refund_id, _ in refunds})),
             )
         ).scalars()

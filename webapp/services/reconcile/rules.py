@@ -7,7 +7,7 @@ findings. A finding is a report for a person; nothing here ever moves money.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from webapp.models import FindingClass
@@ -101,7 +101,7 @@ class Finding:
     def key(self) -> str:
         """What names this disagreement across runs (class, our row, the Stripe object)."""
         parts = (
-            self.finding_class.value,
+            self.finding_class,
             self.operation,
             self.operation_id,
             self.stripe_id,
@@ -202,25 +202,37 @@ def _evaluate_unowned(theirs: StripeFact, claimant: OurRow | None) -> Finding | 
     return finding
 
 
+def _finding_on(
+    cls: FindingClass, ours: OurRow, subject_at: datetime, detail: str, *, stripe_id: str | None
+) -> Finding:
+    """A finding about one of our rows: its operation, ids and amount on our side."""
+    return Finding(
+        finding_class=cls,
+        operation=ours.operation,
+        subject_at=subject_at,
+        detail=detail,
+        operation_id=ours.id,
+        mirakl_id=ours.mirakl_id,
+        stripe_id=stripe_id,
+        our_amount=ours.amount,
+        currency=ours.currency,
+    )
+
+
 def evaluate_hand_reversal(transfer: OurRow, reversal: StripeFact) -> Finding | None:
     """A reversal without our metadata on one of our transfers: STATE_DIFFERS (reversed by
     hand in Stripe while the transfer is CREATED here), unless the transfer is not CREATED."""
     if transfer.state != CREATED:
         return None
-    return Finding(
-        finding_class=FindingClass.STATE_DIFFERS,
-        operation=transfer.operation,
-        subject_at=reversal.created_at,
-        detail=f"reversed in Stripe by hand ({reversal.amount} {reversal.currency}), "
+    finding = _finding_on(
+        FindingClass.STATE_DIFFERS,
+        transfer,
+        reversal.created_at,
+        f"reversed in Stripe by hand ({reversal.amount} {reversal.currency}), "
         f"{transfer.status} here",
-        operation_id=transfer.id,
-        mirakl_id=transfer.mirakl_id,
         stripe_id=reversal.id,
-        our_amount=transfer.amount,
-        their_amount=reversal.amount,
-        currency=transfer.currency,
-        their_currency=reversal.currency,
     )
+    return replace(finding, their_amount=reversal.amount, their_currency=reversal.currency)
 
 
 def evaluate_mirakl_refund(
@@ -238,17 +250,13 @@ def evaluate_mirakl_refund(
     changed = refund.modified_at or refund.created_at
     if refund.state == PENDING and now - changed < NOT_TOLD_GRACE:
         return None
-    return Finding(
-        finding_class=FindingClass.MIRAKL_NOT_TOLD,
-        operation=refund.operation,
-        subject_at=refund.created_at,
-        detail=f"refunded in Stripe ({refund.stripe_id}), still waiting for payment in "
-        f"Mirakl, {refund.status} here",
-        operation_id=refund.id,
-        mirakl_id=refund.mirakl_id,
+    return _finding_on(
+        FindingClass.MIRAKL_NOT_TOLD,
+        refund,
+        refund.created_at,
+        f"refunded in Stripe ({refund.stripe_id}), still waiting for payment in Mirakl, "
+        f"{refund.status} here",
         stripe_id=refund.stripe_id,
-        our_amount=refund.amount,
-        currency=refund.currency,
     )
 
 
@@ -259,14 +267,11 @@ def evaluate_order_refund(
     reversal row here: the seller keeps a share the customer got back (STATE_DIFFERS)."""
     if transfer.state != CREATED or has_reversal_row or mirakl_state not in MIRAKL_PAID_REFUND:
         return None
-    return Finding(
-        finding_class=FindingClass.STATE_DIFFERS,
-        operation=transfer.operation,
-        subject_at=transfer.created_at,
-        detail=f"refund {mirakl_refund_id} is {mirakl_state} in Mirakl, no reversal here",
-        operation_id=transfer.id,
-        mirakl_id=mirakl_refund_id,
+    finding = _finding_on(
+        FindingClass.STATE_DIFFERS,
+        transfer,
+        transfer.created_at,
+        f"refund {mirakl_refund_id} is {mirakl_state} in Mirakl, no reversal here",
         stripe_id=transfer.stripe_id,
-        our_amount=transfer.amount,
-        currency=transfer.currency,
     )
+    return replace(finding, mirakl_id=mirakl_refund_id)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from itertools import islice
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import Select, select
 
@@ -21,15 +20,6 @@ from webapp.services.reconcile.rules import Finding
 PAGE = 100  # Stripe objects, rows or Mirakl items compared per step
 LIST_MARGIN = timedelta(hours=1)  # Stripe objects are listed this much around the window
 MAX_PRINTED = 50  # findings of a run kept for its summary lines
-
-T = TypeVar("T")
-
-
-def chunks(items: Iterable[T], size: int = PAGE) -> Iterator[list[T]]:
-    """Consecutive lists of at most ``size`` items of any iterable (read lazily)."""
-    iterator = iter(items)
-    while batch := list(islice(iterator, size)):
-        yield batch
 
 
 class SeenIds:
@@ -77,7 +67,7 @@ class Run:
         """Store one step's findings (Nones are agreements)."""
         kept = [finding for finding in findings if finding is not None]
         for finding in kept:
-            self.found[finding.finding_class.value] += 1
+            self.found[finding.finding_class] += 1
             if len(self.printed) < MAX_PRINTED:
                 self.printed.append(finding)
         self.new += record_findings(kept, run=self.token, now=self.now)

@@ -18,6 +18,7 @@ from webapp.models import (
     StripeTransfer,
     TransferType,
 )
+from webapp.services.chunking import chunked
 from webapp.services.clients import get_stripe
 from webapp.services.reconcile import facts
 from webapp.services.reconcile.rules import (
@@ -31,7 +32,6 @@ from webapp.services.reconcile.runs import (
     PAGE,
     Run,
     SeenIds,
-    chunks,
     index_by,
     payout_rows,
     refund_rows,
@@ -45,7 +45,7 @@ from webapp.services.reconcile.runs import (
 def compare_platform_transfers(run: Run) -> None:
     """Platform transfers of the window (order and extra-credit transfers), reversals included."""
     listing = get_stripe().list_transfers(created_gte=run.list_gte, created_lte=run.list_lte)
-    for page in chunks(listing):
+    for page in chunked(listing, PAGE):
         run.record(_compare_transfer_page(run, page, account=None))
 
 
@@ -55,7 +55,7 @@ def _compare_transfer_page(
     ids = [obj["id"] for obj in page]
     owners = index_by(
         transfers_where(
-            StripeTransfer.transfer_id.in_(ids), StripeTransfer.type != TransferType.REFUND.value
+            StripeTransfer.transfer_id.in_(ids), StripeTransfer.type != TransferType.REFUND
         ),
         "transfer_id",
     )
@@ -67,20 +67,13 @@ def _compare_transfer_page(
         owner = owners.get(obj["id"])
         if owner is None and not fact.is_tagged:
             continue  # not the connector's: other business of the platform
-        run.examined["transfer"] += 1
         claimant = None
         if owner is None:
             claimant = claimants.get((facts.connector_type(obj), fact.mirakl_id)) or claimants.get(
                 (None, fact.mirakl_id)
             )
-        else:
-            run.seen_transfers.add(owner.id)
         findings.append(
-            evaluate_pair(
-                facts.transfer_row(owner) if owner else None,
-                fact,
-                facts.transfer_row(claimant) if claimant else None,
-            )
+            _examine(run, "transfer", run.seen_transfers, facts.transfer_row, fact, owner, claimant)
         )
     findings.extend(_compare_reversals(run, page, owners))
     return findings
@@ -96,7 +89,7 @@ def _claimant_transfers(unowned: Sequence[dict[str, Any]]) -> dict[tuple, Any]:
     claimants: dict[tuple, Any] = {}
     for row in transfers_where(
         StripeTransfer.mirakl_id.in_(sorted(mirakl_ids)),
-        StripeTransfer.type != TransferType.REFUND.value,
+        StripeTransfer.type != TransferType.REFUND,
     ):
         claimants[(row.type, row.mirakl_id)] = row
         claimants.setdefault((None, row.mirakl_id), row)
@@ -115,17 +108,14 @@ def _compare_reversals(
         reversals.extend((transfer, reversal) for reversal in embedded)
     if not reversals:
         return []
-    ids = [reversal["id"] for _, reversal in reversals]
-    rows = transfers_where(
-        StripeTransfer.type == TransferType.REFUND.value,
-        or_(
-            StripeTransfer.transfer_id.in_(ids),
-            StripeTransfer.mirakl_id.in_(
-                sorted({str((r.get("metadata") or {}).get("miraklId")) for _, r in reversals})
-            ),
+    by_id, by_mirakl = _rows_by(
+        transfer_rows().where(StripeTransfer.type == TransferType.REFUND),
+        (StripeTransfer.transfer_id, [reversal["id"] for _, reversal in reversals]),
+        (
+            StripeTransfer.mirakl_id,
+            sorted({str((r.get("metadata") or {}).get("miraklId")) for _, r in reversals}),
         ),
     )
-    by_id, by_mirakl = index_by(rows, "transfer_id"), index_by(rows, "mirakl_id")
     findings: list[Finding | None] = []
     for transfer, reversal in reversals:
         fact = facts.reversal_fact(reversal)
@@ -136,18 +126,40 @@ def _compare_reversals(
                 run.examined["reversal"] += 1
                 findings.append(evaluate_hand_reversal(facts.transfer_row(parent), fact))
             continue
-        run.examined["reversal"] += 1
-        if owner is not None:
-            run.seen_transfers.add(owner.id)
         claimant = by_mirakl.get(fact.mirakl_id) if owner is None else None
         findings.append(
-            evaluate_pair(
-                facts.transfer_row(owner) if owner else None,
-                fact,
-                facts.transfer_row(claimant) if claimant else None,
-            )
+            _examine(run, "reversal", run.seen_transfers, facts.transfer_row, fact, owner, claimant)
         )
     return findings
+
+
+def _rows_by(
+    rows: Select, stripe_ids: tuple[Any, Sequence[Any]], mirakl_ids: tuple[Any, Sequence[Any]]
+) -> tuple[dict[Any, Any], dict[Any, Any]]:
+    """Our rows holding one of these Stripe ids or named by one of these Mirakl ids, each
+    given as (column, ids): indexed by the Stripe id (owners) and the Mirakl id (claimants)."""
+    (id_column, ids), (mirakl_column, keys) = stripe_ids, mirakl_ids
+    found = db.session.execute(rows.where(or_(id_column.in_(ids), mirakl_column.in_(keys)))).all()
+    return index_by(found, id_column.key), index_by(found, mirakl_column.key)
+
+
+def _examine(
+    run: Run,
+    kind: str,
+    seen: SeenIds,
+    to_row: Callable[[Any], OurRow],
+    fact: StripeFact,
+    owner: Any | None,
+    claimant: Any | None,
+) -> Finding | None:
+    """Count one Stripe object of ours as examined, mark the row owning it as seen, and
+    compare it with that row (or, unowned, with the row its metadata names)."""
+    run.examined[kind] += 1
+    if owner is not None:
+        seen.add(owner.id)
+    return evaluate_pair(
+        to_row(owner) if owner else None, fact, to_row(claimant) if claimant else None
+    )
 
 
 # ---------------------------------------------------------------- Stripe: refunds
@@ -156,24 +168,19 @@ def _compare_reversals(
 def compare_refunds(run: Run) -> None:
     """Platform refunds of the window: ours, duplicates, and refunds by hand of our charges."""
     listing = get_stripe().list_refunds_created(created_gte=run.list_gte, created_lte=run.list_lte)
-    for page in chunks(listing):
+    for page in chunked(listing, PAGE):
         run.record(_compare_refund_page(run, page))
 
 
 def _compare_refund_page(run: Run, page: Sequence[dict[str, Any]]) -> list[Finding | None]:
-    ids = [obj["id"] for obj in page]
     mirakl_ids = sorted(
         {str(m) for obj in page if (m := (obj.get("metadata") or {}).get("miraklRefundId"))}
     )
-    rows = db.session.execute(
-        refund_rows().where(
-            or_(
-                StripeRefund.stripe_refund_id.in_(ids),
-                StripeRefund.mirakl_refund_id.in_(mirakl_ids),
-            )
-        )
-    ).all()
-    by_id, by_mirakl = index_by(rows, "stripe_refund_id"), index_by(rows, "mirakl_refund_id")
+    by_id, by_mirakl = _rows_by(
+        refund_rows(),
+        (StripeRefund.stripe_refund_id, [obj["id"] for obj in page]),
+        (StripeRefund.mirakl_refund_id, mirakl_ids),
+    )
     ours = _our_charges([obj.get("charge") for obj in page if obj["id"] not in by_id])
     findings: list[Finding | None] = []
     for obj in page:
@@ -181,16 +188,9 @@ def _compare_refund_page(run: Run, page: Sequence[dict[str, Any]]) -> list[Findi
         owner = by_id.get(obj["id"])
         if owner is None and not fact.is_tagged and obj.get("charge") not in ours:
             continue  # a refund of a charge the connector knows nothing about
-        run.examined["refund"] += 1
-        if owner is not None:
-            run.seen_refunds.add(owner.id)
         claimant = by_mirakl.get(fact.mirakl_id) if owner is None else None
         findings.append(
-            evaluate_pair(
-                facts.refund_row(owner) if owner else None,
-                fact,
-                facts.refund_row(claimant) if claimant else None,
-            )
+            _examine(run, "refund", run.seen_refunds, facts.refund_row, fact, owner, claimant)
         )
     return findings
 
@@ -235,7 +235,7 @@ def compare_seller_accounts(run: Run) -> None:
                 listing = get_stripe().list_transfers(
                     stripe_account=account, created_gte=run.list_gte, created_lte=run.list_lte
                 )
-                for page in chunks(listing):
+                for page in chunked(listing, PAGE):
                     run.record(_compare_transfer_page(run, page, account=account))
         last_id = mappings[-1].id
 
@@ -259,39 +259,26 @@ def _compare_payouts(run: Run, account: str) -> None:
     listing = get_stripe().list_payouts_created(
         account, created_gte=run.list_gte, created_lte=run.list_lte
     )
-    for page in chunks(listing):
-        ids = [obj["id"] for obj in page]
+    for page in chunked(listing, PAGE):
         tags = [str((obj.get("metadata") or {}).get("invoiceId")) for obj in page]
-        invoice_ids = sorted({int(tag) for tag in tags if tag.isdigit()})
-        rows = db.session.execute(
-            payout_rows().where(
-                or_(
-                    StripePayout.payout_id.in_(ids),
-                    StripePayout.mirakl_invoice_id.in_(invoice_ids),
-                )
-            )
-        ).all()
-        by_id, by_invoice = index_by(rows, "payout_id"), index_by(rows, "mirakl_invoice_id")
+        by_id, by_invoice = _rows_by(
+            payout_rows(),
+            (StripePayout.payout_id, [obj["id"] for obj in page]),
+            (StripePayout.mirakl_invoice_id, sorted({int(tag) for tag in tags if tag.isdigit()})),
+        )
         findings: list[Finding | None] = []
         for obj in page:
             fact = facts.payout_fact(obj, account)
             owner = by_id.get(obj["id"])
             if owner is None and not fact.is_tagged and obj.get("automatic"):
                 continue  # Stripe's own schedule, not a payout anyone made
-            run.examined["payout"] += 1
-            if owner is not None:
-                run.seen_payouts.add(owner.id)
             claimant = (
                 by_invoice.get(int(fact.mirakl_id))
                 if owner is None and (fact.mirakl_id or "").isdigit()
                 else None
             )
             findings.append(
-                evaluate_pair(
-                    facts.payout_row(owner) if owner else None,
-                    fact,
-                    facts.payout_row(claimant) if claimant else None,
-                )
+                _examine(run, "payout", run.seen_payouts, facts.payout_row, fact, owner, claimant)
             )
         run.record(findings)
 

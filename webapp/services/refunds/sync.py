@@ -283,10 +283,10 @@ def requeue_unvalidated_refunds() -> dict[str, int]:
     done). Rows Mirakl still lists were re-evaluated by the sync just before."""
     rows = db.session.execute(
         select(StripeRefund).where(
-            StripeRefund.status == RefundStatus.FAILED.value,
+            StripeRefund.status == RefundStatus.FAILED,
             StripeRefund.stripe_refund_id.is_not(None),
             StripeRefund.mirakl_validation_time.is_(None),
-            attempts.is_due(StripeRefund, RefundStatus.FAILED.value),
+            attempts.is_due(StripeRefund, RefundStatus.FAILED),
         )
     ).scalars()
     count = 0

@@ -37,7 +37,7 @@ class CheckResult:
 
     def line(self) -> str:
         """``FAIL  mirakl field stripe-url: ...``, levels aligned."""
-        return f"{self.level.value:<4}  {self.name}: {self.message}"
+        return f"{self.level:<4}  {self.name}: {self.message}"
 
 
 def ok(name: str, message: str) -> CheckResult:
@@ -61,7 +61,7 @@ def record_result(results: Sequence[CheckResult], trigger: str) -> SetupCheck:
     """Store one doctor run (committed) and forget the oldest beyond ``KEEP_RESULTS``."""
     row = SetupCheck(
         trigger=trigger,
-        outcome=worst_level(results).value,
+        outcome=worst_level(results),
         results=json.dumps([asdict(r) for r in results]),
     )
     db.session.add(row)

@@ -9,10 +9,9 @@ fails. ``split/sync.py`` decides which orders a run passes over.
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from flask import current_app
@@ -27,6 +26,7 @@ from webapp.models import (
     TransferStatus,
     TransferType,
 )
+from webapp.services.chunking import chunked
 from webapp.services.clients import get_mirakl, get_stripe
 from webapp.services.ledger import transitions
 from webapp.services.mirakl.client import TAX_SUFFIX, MiraklClient, strip_tax_suffix
@@ -76,12 +76,6 @@ def fetch_payment(gateway: StripeGateway, payment_id: str) -> PaymentFacts:
         return PaymentFacts(payment_id, unavailable=exc.message)
     except StripeOutcomeUnknown as exc:
         return PaymentFacts(payment_id, unavailable=exc.message)
-
-
-def chunks(items: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
-    iterator = iter(items)
-    while chunk := list(itertools.islice(iterator, size)):
-        yield chunk
 
 
 def status_label(status: str) -> str:
@@ -162,7 +156,7 @@ class OrderPass:
         ids = list(order_ids) + [f"{i}{TAX_SUFFIX}" for i in order_ids]
         rows = db.session.execute(
             select(StripeTransfer)
-            .where(StripeTransfer.type == self.type.value, StripeTransfer.mirakl_id.in_(ids))
+            .where(StripeTransfer.type == self.type, StripeTransfer.mirakl_id.in_(ids))
             .execution_options(populate_existing=True)
         ).scalars()
         return {row.mirakl_id: row for row in rows}
@@ -260,14 +254,14 @@ class OrderPass:
             fields["currency"] = decision.currency
         if decision.transaction_id:
             fields["transaction_id"] = decision.transaction_id
-        self.counts[status_label(decision.status.value)] += 1
+        self.counts[status_label(decision.status)] += 1
         if row is None:
-            row = StripeTransfer(type=self.type.value, mirakl_id=mirakl_id, **fields)
+            row = StripeTransfer(type=self.type, mirakl_id=mirakl_id, **fields)
             self.new_rows.append((row, decision.status, decision.reason))
             return row
         changed = {k: v for k, v in fields.items() if getattr(row, k) != v}
         reason = transitions.truncate_reason(decision.reason)
-        if changed or row.status != decision.status.value or row.status_reason != reason:
+        if changed or row.status != decision.status or row.status_reason != reason:
             transitions.transition(
                 row, decision.status, decision.reason, actor=self.actor, **changed
             )
@@ -384,7 +378,7 @@ class OrderPass:
                     stored.append(self.settle(item, order_id, rows, debit, may_update))
                     self.flush_new()
             except Exception:  # noqa: BLE001 - per-item boundary: the next run retries it
-                log.exception("order %s (%s): could not be evaluated", order_id, self.type.value)
+                log.exception("order %s (%s): could not be evaluated", order_id, self.type)
                 self.counts["errors"] += 1
                 self.new_rows = []
                 for mirakl_id in (order_id, f"{order_id}{TAX_SUFFIX}"):
@@ -401,7 +395,7 @@ class OrderPass:
     def reevaluate(self, rows: Sequence[StripeTransfer], may_update: Callable) -> None:
         """Fetch the rows' orders by id (100 per call) and re-evaluate the rows."""
         order_ids = sorted({strip_tax_suffix(row.mirakl_id) for row in rows})
-        for chunk in chunks(order_ids):
+        for chunk in chunked(order_ids, CHUNK):
             found: dict[str, Order | BadItem] = {}
             for item in self.list_by_id(chunk):
                 key = item.mirakl_id if isinstance(item, BadItem) else item.id

@@ -22,10 +22,11 @@ from webapp.models import (
     TransferStatus,
     TransferType,
 )
+from webapp.services.chunking import chunked
 from webapp.services.ledger import attempts, checkpoints
 from webapp.services.mirakl.types import BadItem
-from webapp.services.split.order_pass import OrderPass, chunks, status_label
-from webapp.services.split.rules import ACTOR, CHECKPOINT_KEYS, RETRIABLE, Order
+from webapp.services.split.order_pass import OrderPass, status_label
+from webapp.services.split.rules import ACTOR, CHECKPOINT_KEYS, CHUNK, RETRIABLE, Order
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def _sync_new(transfer_type: TransferType) -> Counter[str]:
         listing = run.mirakl.list_service_orders(date_created_start=since)
     newest: tuple[datetime, str] | None = None
     blocked: tuple[datetime, str] | None = None  # earliest order that could not be stored
-    for chunk in chunks(listing):
+    for chunk in chunked(listing, CHUNK):
         run.counts["fetched"] += len(chunk)
         usable = [i for i in chunk if not isinstance(i, BadItem) or i.mirakl_id]
         for bad in (i for i in chunk if isinstance(i, BadItem) and not i.mirakl_id):
@@ -96,7 +97,7 @@ def sync_backlog(transfer_type: TransferType | str) -> Counter[str]:
         db.session.execute(
             select(StripeTransfer)
             .where(
-                StripeTransfer.type == kind.value,
+                StripeTransfer.type == kind,
                 StripeTransfer.status.in_(RETRIABLE),
                 attempts.is_due(StripeTransfer, TransferStatus.FAILED),
             )
@@ -120,13 +121,13 @@ def retry_transfers(ids: Sequence[int], *, actor: str) -> list[int]:
         db.session.execute(
             select(StripeTransfer).where(
                 StripeTransfer.id.in_(wanted),
-                StripeTransfer.type.in_([t.value for t in ORDER_TRANSFER_TYPES]),
+                StripeTransfer.type.in_(ORDER_TRANSFER_TYPES),
                 StripeTransfer.status.in_(RETRIABLE),
             )
         ).scalars()
     )
     for kind in ORDER_TRANSFER_TYPES:
-        subset = [row for row in rows if row.type == kind.value]
+        subset = [row for row in rows if row.type == kind]
         if subset:
             OrderPass(kind, actor).reevaluate(
                 subset, lambda row: row.id in wanted and row.status in RETRIABLE
@@ -146,9 +147,8 @@ def find_dispatchable_transfers() -> list[int]:
     Order transfers only: invoice transfers and refund reversals belong to their own runs
     (``process-payout`` sends credits before the fees they fund; ``process-refund``).
     """
-    types = [t.value for t in ORDER_TRANSFER_TYPES]
     return attempts.find_dispatchable(
-        StripeTransfer, TransferStatus.PENDING, StripeTransfer.type.in_(types)
+        StripeTransfer, TransferStatus.PENDING, StripeTransfer.type.in_(ORDER_TRANSFER_TYPES)
     )
 
 
@@ -158,7 +158,7 @@ def count_statuses(ids: Sequence[int]) -> dict[str, int]:
         return {}
     db.session.expire_all()
     counts: Counter[str] = Counter()
-    for batch in attempts.id_batches(ids):
+    for batch in chunked(ids, attempts.ID_BATCH):
         counts.update(
             dict(
                 db.session.execute(

@@ -190,7 +190,7 @@ def _plan_table(
 
 def _record(plan: Plan, table: str, decision: Decision) -> None:
     plan.report.count(table, "read")
-    plan.report.count(table, decision.verdict.value)
+    plan.report.count(table, decision.verdict)
     if decision.verdict == Verdict.CONFLICT:
         plan.report.conflicts.append(decision.message or table)
     elif decision.verdict == Verdict.INSERT:

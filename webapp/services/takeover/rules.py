@@ -35,22 +35,22 @@ LEGACY_CHECKPOINT_KEYS = {
     "process_transfer_checkpoint": "product_payment_split_checkpoint",
     "process_payout_checkpoint": "seller_settlement_checkpoint",
 }
-LEGACY_TRANSFER_TYPES = {"TRANSFER_ORDER": TransferType.PRODUCT_ORDER.value}
-LEGACY_TRANSFER_STATUSES = {"TRANSFER_INVALID_AMOUNT": TransferStatus.ABORTED.value}
+LEGACY_TRANSFER_TYPES = {"TRANSFER_ORDER": TransferType.PRODUCT_ORDER}
+LEGACY_TRANSFER_STATUSES = {"TRANSFER_INVALID_AMOUNT": TransferStatus.ABORTED}
 # Rows whose Stripe call may have happened without the reference recording it (its worker
 # crashed, or a network error was recorded as FAILED): our money job looks in Stripe first.
 OUTCOME_UNKNOWN = {
-    TransferStatus.PENDING.value,
-    TransferStatus.FAILED.value,
-    RefundStatus.PENDING.value,
-    RefundStatus.FAILED.value,
-    PayoutStatus.PENDING.value,
-    PayoutStatus.FAILED.value,
+    TransferStatus.PENDING,
+    TransferStatus.FAILED,
+    RefundStatus.PENDING,
+    RefundStatus.FAILED,
+    PayoutStatus.PENDING,
+    PayoutStatus.FAILED,
 }
 FINAL_PAYMENT_STATUSES = {
-    PaymentMappingStatus.CAPTURED.value,
-    PaymentMappingStatus.CANCELED.value,
-    PaymentMappingStatus.FAILED.value,
+    PaymentMappingStatus.CAPTURED,
+    PaymentMappingStatus.CANCELED,
+    PaymentMappingStatus.FAILED,
 }
 # The facts compared per table (our column names), after conversion.
 FACTS: dict[str, tuple[str, ...]] = {
@@ -105,6 +105,8 @@ def _claim(status: str, ref: Mapping[str, Any]) -> dict[str, Any]:
 
 def _enum(value: Any, enum: type[StrEnum], what: str) -> str:
     try:
+        # A plain string: converted rows are compared with ours and quoted with repr() in
+        # conflict messages, where a member would show as <TransferStatus.PENDING: ...>.
         return enum(value).value
     except ValueError:
         raise UnknownValue(f"{what} {value!r} is not one of the reference's") from None
@@ -261,7 +263,7 @@ def label_of(table: str, row: Mapping[str, Any]) -> str:
 def summary_line(table: str, counts: Mapping[str, int]) -> str:
     """``stripe_transfer: 8 in the reference, 6 to import, 2 already here, 0 conflicts``."""
     parts = [f"{counts.get('read', 0)} in the reference"]
-    parts += [f"{counts.get(v.value, 0)} {v.value}" for v in Verdict if v != Verdict.SKIPPED]
-    if counts.get(Verdict.SKIPPED.value):
-        parts.append(f"{counts[Verdict.SKIPPED.value]} {Verdict.SKIPPED.value}")
+    parts += [f"{counts.get(v, 0)} {v}" for v in Verdict if v != Verdict.SKIPPED]
+    if counts.get(Verdict.SKIPPED):
+        parts.append(f"{counts[Verdict.SKIPPED]} {Verdict.SKIPPED}")
     return f"{table}: {', '.join(parts)}"

@@ -55,7 +55,7 @@ def money_totals(shop_id: int) -> list[Total]:
         .where(t.mirakl_shop_id == shop_id, t.status == "TRANSFER_CREATED")
         .group_by(t.type, t.currency)
     ).all():
-        key = ("out", "reversals") if type_ == TransferType.REFUND.value else ("in", "transfers")
+        key = ("out", "reversals") if type_ == TransferType.REFUND else ("in", "transfers")
         line = sums.setdefault((*key, currency or ""), [0, 0])
         line[0] += int(amount or 0)
         line[1] += count
@@ -75,10 +75,10 @@ def recent_money(shop_id: int) -> dict[str, list[Any]]:
     latest = t.id.desc()
     return {
         "transfers": list(db.session.execute(
-            select(t).where(t.mirakl_shop_id == shop_id, t.type != TransferType.REFUND.value)
+            select(t).where(t.mirakl_shop_id == shop_id, t.type != TransferType.REFUND)
             .order_by(latest).limit(RECENT_ROWS)).scalars()),
         "reversals": list(db.session.execute(
-            select(t).where(t.mirakl_shop_id == shop_id, t.type == TransferType.REFUND.value)
+            select(t).where(t.mirakl_shop_id == shop_id, t.type == TransferType.REFUND)
             .order_by(latest).limit(RECENT_ROWS)).scalars()),
         "payouts": list(db.session.execute(
             select(StripePayout).where(StripePayout.mirakl_shop_id == shop_id)

@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from webapp.extensions import db
 from webapp.models import PaymentMapping, PaymentMappingStatus
+from webapp.services.chunking import chunked
 from webapp.services.clients import get_mirakl
 from webapp.services.ledger import transitions
 from webapp.services.mirakl.types import BadItem, PendingDebit, ServiceDebit
@@ -42,10 +43,10 @@ log = logging.getLogger(__name__)
 def _mappings_for(commercial_ids: Iterable[str]) -> dict[str, list[PaymentMapping]]:
     ids = sorted(set(commercial_ids))
     found: dict[str, list[PaymentMapping]] = defaultdict(list)
-    for start in range(0, len(ids), QUERY_CHUNK):
+    for chunk in chunked(ids, QUERY_CHUNK):
         rows = db.session.execute(
             select(PaymentMapping)
-            .where(PaymentMapping.mirakl_commercial_order_id.in_(ids[start : start + QUERY_CHUNK]))
+            .where(PaymentMapping.mirakl_commercial_order_id.in_(chunk))
             .order_by(PaymentMapping.id)
         ).scalars()
         for row in rows:
@@ -265,7 +266,7 @@ def sync_captures(mapping_ids: Sequence[int] | None = None) -> tuple[dict[str, i
         decision = evaluate_capture(
             Payment.of(row), found.get(cid, []), unreadable.get(cid, []), debits
         )
-        counts[decision.action.value] += 1
+        counts[decision.action] += 1
         if decision.action == CaptureAction.WAIT:
             log.info(
                 "payment %s (order %s): waiting: %s", row.stripe_charge_id, cid, decision.reason

@@ -144,9 +144,9 @@ def _update_mapping(
                     row.status,
                 )
         to = status if transitions.can_transition(row, status) else PaymentMappingStatus(row.status)
-        if to.value == row.status and not fields:
+        if to == row.status and not fields:
             return
-        reason = _status_reason(charge, to) if to.value != row.status else transitions.KEEP
+        reason = _status_reason(charge, to) if to != row.status else transitions.KEEP
         if transitions.transition(row, to, reason, actor=ACTOR, **fields):
             log.info("payment %s (order %s): mapping updated, %s", charge_id, commercial_id, to)
             return

@@ -154,7 +154,7 @@ def _store(endpoint: str, event: dict[str, Any], payload: bytes) -> WebhookEvent
 
 def _mark(inbox_id: int, status: WebhookEventStatus, error: str) -> None:
     row = db.session.get(WebhookEvent, inbox_id)
-    row.status = status.value
+    row.status = status
     row.error = truncate_reason(error)
     db.session.commit()
 
