@@ -174,7 +174,7 @@ def _trusted_proxies(name: str, raw: str) -> int | tuple[IPNetwork, ...]:
     value = raw.strip()
     if not value:
         return 0
-    if value.isdigit():
+    if value.isdecimal():
         return int(value)
     if value.upper() == "REMOTE_ADDR":
         return 1

@@ -7,6 +7,9 @@ the payment checks of step 7 word for word, and the amount bounds 1 and ``MAX_AM
 
 from __future__ import annotations
 
+from dataclasses import replace
+from decimal import Decimal
+
 import pytest
 
 from tests.unit.factories import line, product_order, service_order
@@ -44,9 +47,19 @@ def aborted(reason: str) -> Decision:
 
 
 def single_line_order(total: str) -> ProductOrder:
-    """A product order whose whole amount due is ``total``, no commission, no taxes."""
-    lines = (line("O-1-1", total=total, taxes=(), shipping_taxes=()),)
-    return product_order(total=total, commission="0", lines=lines)
+    """A product order whose whole amount due is ``total``, no commission, no taxes.
+
+    Built at 1 and then given ``total``: the Mirakl parser refuses amounts beyond 1e12, and
+    the bound tested here (``MAX_AMOUNT``) lies far above what Mirakl can send.
+    """
+    lines = (line("O-1-1", total="1", taxes=(), shipping_taxes=()),)
+    order = product_order(total="1", commission="0", lines=lines)
+    amount = Decimal(total)
+    return replace(
+        order,
+        total_price=amount,
+        lines=tuple(replace(item, total_price=amount) for item in order.lines),
+    )
 
 
 # (case, order, facts, expected decision)

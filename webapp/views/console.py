@@ -126,7 +126,7 @@ class ConsoleModelView(SecuredMixin, ModelView):
         conditions = []
         for column, _ in self._search_fields:
             if isinstance(column.type, Integer):
-                if term.isdigit() and len(term) < 10:
+                if term.isdecimal() and len(term) < 10:
                     conditions.append(column == int(term))
             elif term.endswith("*") and len(term) > 1:
                 conditions.append(column.startswith(term[:-1], autoescape=True))
@@ -168,7 +168,7 @@ class ConsoleModelView(SecuredMixin, ModelView):
 
 
 def _ids(raw: list[str]) -> list[int]:
-    return [int(i) for i in raw if str(i).isdigit()]
+    return [int(i) for i in raw if str(i).isdecimal()]
 
 
 def _labels(kind: str, ids: Any) -> dict[int, str]:

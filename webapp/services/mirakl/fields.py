@@ -110,7 +110,7 @@ def parse_date(raw: str, what: str) -> datetime:
     text = raw.strip()
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"
-    if len(text) > 5 and text[-5] in "+-" and text[-4:].isdigit() and text[-3] != ":":
+    if len(text) > 5 and text[-5] in "+-" and text[-4:].isdecimal() and text[-3] != ":":
         text = text[:-2] + ":" + text[-2:]  # +0100 → +01:00
     try:
         value = datetime.fromisoformat(text)

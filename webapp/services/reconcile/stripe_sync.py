@@ -264,7 +264,7 @@ def _compare_payouts(run: Run, account: str) -> None:
         by_id, by_invoice = _rows_by(
             payout_rows(),
             (StripePayout.payout_id, [obj["id"] for obj in page]),
-            (StripePayout.mirakl_invoice_id, sorted({int(tag) for tag in tags if tag.isdigit()})),
+            (StripePayout.mirakl_invoice_id, sorted({int(tag) for tag in tags if tag.isdecimal()})),
         )
         findings: list[Finding | None] = []
         for obj in page:
@@ -274,7 +274,7 @@ def _compare_payouts(run: Run, account: str) -> None:
                 continue  # Stripe's own schedule, not a payout anyone made
             claimant = (
                 by_invoice.get(int(fact.mirakl_id))
-                if owner is None and (fact.mirakl_id or "").isdigit()
+                if owner is None and (fact.mirakl_id or "").isdecimal()
                 else None
             )
             findings.append(

@@ -47,7 +47,7 @@ def _signed_at(signature: str) -> int | None:
     for part in signature.split(","):
         key, _, value = part.strip().partition("=")
         if key == "t":
-            return int(value) if value.isdigit() and len(value) < 12 else None
+            return int(value) if value.isdecimal() and len(value) < 12 else None
     return None
 
 

@@ -60,7 +60,7 @@ def _add_transfer(subject: Subject, row: StripeTransfer) -> None:
         subject.refund_ids.add(row.mirakl_id)
     elif row.type in ("TRANSFER_PRODUCT_ORDER", "TRANSFER_SERVICE_ORDER"):
         subject.order_ids.add(row.mirakl_id)
-    elif row.mirakl_id.isdigit():
+    elif row.mirakl_id.isdecimal():
         subject.invoice_ids.add(int(row.mirakl_id))
     if row.transfer_group:
         subject.commercial_ids.add(row.transfer_group)

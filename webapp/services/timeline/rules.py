@@ -35,7 +35,7 @@ def parse_query(raw: str) -> Query | None:
     for prefix in STRIPE_PREFIXES:
         if value.startswith(prefix) and len(value) > len(prefix):
             return Query("stripe", value, prefix)
-    return Query("number" if value.isdigit() else "text", value)
+    return Query("number" if value.isdecimal() else "text", value)
 
 
 @dataclass
