@@ -12,12 +12,18 @@ from decimal import Decimal
 
 import pytest
 
-from tests.unit.factories import line, product_order, service_order
+from tests.unit.factories import (
+    cancelation,
+    line,
+    line_refund,
+    product_order,
+    service_order,
+    service_refund,
+)
 from webapp.services.mirakl import orders
-from webapp.services.mirakl.types import Cancelation, LineRefund, ServiceRefund
 
 D = Decimal
-CANCELED_LINE = line("O-1-1", "CANCELED", "0", cancelations=(Cancelation(D("12.34"), D("3.00")),))
+CANCELED_LINE = line("O-1-1", "CANCELED", "0", cancelations=(cancelation("12.34", "3.00"),))
 REFUSED_LINE = line("O-1-2", "REFUSED", "56.78", ("2.00",), ("1.00",))
 
 
@@ -45,10 +51,10 @@ def test_tax_total_of_no_counted_line_is_a_decimal_zero(order):
     assert (type(total), total) == (Decimal, D(0))
 
 
-R1 = LineRefund("R-1", D("12.34"), D("1.23"), D("0.50"))
-R2 = LineRefund("R-2", D("5.00"), D("0.70"), D("0.20"))
+R1 = line_refund("R-1", "12.34", "1.23", "0.50")
+R2 = line_refund("R-2", "5.00", "0.70", "0.20")
 TWO_LINES = product_order(lines=(line("O-1-1", refunds=(R1,)), line("O-1-2", refunds=(R2,))))
-SERVICE = service_order(refunds=(ServiceRefund("R-3", D("5"), D("0.7"), D("0.4")),))
+SERVICE = service_order(refunds=(service_refund("R-3", "5", "0.7", "0.4"),))
 
 
 @pytest.mark.parametrize(
