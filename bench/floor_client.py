@@ -1,7 +1,8 @@
 """The floor: the same Mirakl and Stripe requests as one split run, and nothing else.
 
 A bare client over ``http.client``: no database, no framework, no retries, no pacing. It pages
-OR11 by 100, lists each page's charges (100 per call) and creates one transfer per order, with
+OR11 by 100, lists the charges as the connector does (one listing, 100 per call, resumed from
+page to page) and creates one transfer per order, with
 as many requests in flight as the connector's money jobs. Its CPU time is the least any
 connector could spend on the same work in Python; ``split_benchmark.py`` divides the
 connector's CPU per order by it, a ratio that holds from one machine to the next.
@@ -57,19 +58,32 @@ def _epoch(value: str) -> int:
     return int(datetime.strptime(value[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp())
 
 
-def list_charges(stripe: Client, orders: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The page's charges from the list endpoint, as the connector reads them."""
-    stamps = [_epoch(o["created_date"]) for o in orders]
-    wanted = {o["transaction_number"] for o in orders}
-    query = {"created[gte]": min(stamps) - WINDOW, "created[lte]": max(stamps) + 3600}
-    found: dict[str, dict[str, Any]] = {}
-    while wanted - set(found):
-        page = stripe.call("GET", "/v1/charges?" + urlencode({**query, "limit": PAGE}))
-        found.update({c["id"]: c for c in page["data"] if c["id"] in wanted})
-        if not page["has_more"] or not page["data"]:
-            break
-        query["starting_after"] = page["data"][-1]["id"]
-    return found
+class Charges:
+    """The charges of the run's orders, as the connector reads them: one listing, newest
+    first, resumed from page to page of orders, remembering what it passed over."""
+
+    def __init__(self, stripe: Client) -> None:
+        self.stripe = stripe
+        self.seen: dict[str, dict[str, Any]] = {}
+        self.query: dict[str, Any] | None = None
+        self.exhausted = False
+
+    def of(self, orders: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        stamps = [_epoch(o["created_date"]) for o in orders]
+        wanted = {o["transaction_number"] for o in orders}
+        upper = max(stamps) + 3600
+        if self.query is None or upper > self.query["created[lte]"]:
+            self.query = {"created[gte]": min(stamps) - WINDOW, "created[lte]": upper}
+            self.exhausted = False
+        while wanted - set(self.seen) and not self.exhausted:
+            query = urlencode({**self.query, "limit": PAGE})
+            page = self.stripe.call("GET", "/v1/charges?" + query)
+            self.seen.update({c["id"]: c for c in page["data"]})
+            if not page["has_more"] or not page["data"]:
+                self.exhausted = True
+            else:
+                self.query["starting_after"] = page["data"][-1]["id"]
+        return {i: self.seen[i] for i in wanted if i in self.seen}
 
 
 def transfer(stripe: Client, order: dict[str, Any], account: str, charge: dict) -> None:
@@ -94,13 +108,14 @@ def run(mirakl_url: str, stripe_url: str, accounts: dict[str, str], concurrency:
     mirakl = Client(mirakl_url, {"Authorization": "bench", "Accept": "application/json"})
     stripe = Client(stripe_url, {"Authorization": "Bearer sk_test_bench"})
     paid, offset = 0, 0
+    listing = Charges(stripe)
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         while True:
             page = mirakl.call("GET", "/api/orders?" + urlencode({"max": PAGE, "offset": offset}))
             orders = page["orders"]
             if not orders:
                 return paid
-            charges = list_charges(stripe, orders)
+            charges = listing.of(orders)
             jobs = [
                 pool.submit(
                     transfer,
