@@ -2,10 +2,10 @@
 
 A bare client over ``http.client``: no database, no framework, no retries, no pacing. It pages
 OR11 by 100, lists the charges as the connector does (one listing, 100 per call, resumed from
-page to page) and creates one transfer per order, with
-as many requests in flight as the connector's money jobs. Its CPU time is the least any
-connector could spend on the same work in Python; ``split_benchmark.py`` divides the
-connector's CPU per order by it, a ratio that holds from one machine to the next.
+page to page) and creates one transfer per order, with as many requests in flight as the
+connector's money jobs. Its CPU time is the least any connector could spend on the same work
+in Python; ``split_benchmark.py`` divides the connector's CPU per order by it, a ratio that
+holds from one machine to the next.
 
     python bench/floor_client.py MIRAKL_URL STRIPE_URL ACCOUNTS_JSON --concurrency 8
 """
