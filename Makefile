@@ -42,8 +42,8 @@ MUTATE_CHILDREN ?= 2
 mutate:
 	$(PYTHON) .ci/mutate.py --children $(MUTATE_CHILDREN)
 
-# The same over the configured modules that differ from BASE (committed or not), e.g.
-# `make mutate-changed BASE=main`; says so and succeeds when none changed.
+# The same over the configured modules this branch changed since it left BASE (committed or
+# not), e.g. `make mutate-changed BASE=main`; says so and succeeds when none changed.
 BASE ?= $(shell git rev-parse -q --verify origin/main >/dev/null && echo origin/main || echo main)
 mutate-changed:
 	$(PYTHON) .ci/mutate.py --children $(MUTATE_CHILDREN) --base $(BASE)

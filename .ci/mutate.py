@@ -2,7 +2,7 @@
 when a mutant survives that is not listed as equivalent (docs/testing.md, "Mutation testing").
 
     python .ci/mutate.py                 # every module of [tool.mutmut] only_mutate (make mutate)
-    python .ci/mutate.py --base main     # only those that differ from main (make mutate-changed)
+    python .ci/mutate.py --base main     # only those changed since main (make mutate-changed)
 
 Each run starts from an empty ``mutants/`` folder: mutmut keeps a verdict for a mutant whose
 function did not change even when the tests did, so a reused folder could report a survivor
@@ -32,11 +32,16 @@ def configured_modules() -> list[str]:
 
 
 def changed_since(base: str) -> set[str]:
-    """Files that differ between ``base`` and the working tree (committed or not)."""
-    out = subprocess.run(
-        ["git", "diff", "--name-only", base], cwd=ROOT, check=True, capture_output=True, text=True
+    """Files changed on this branch since it left ``base`` (committed or not); changes made on
+    ``base`` since then are not this branch's and are left out."""
+    fork = git("merge-base", base, "HEAD").strip()
+    return set(git("diff", "--name-only", fork).split())
+
+
+def git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=ROOT, check=True, capture_output=True, text=True
     ).stdout
-    return set(out.split())
 
 
 def equivalent_mutants() -> dict[str, str]:
@@ -77,7 +82,7 @@ def report(modules: list[str]) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base", help="only the configured modules changed since this git ref")
+    parser.add_argument("--base", help="only the modules this branch changed since this git ref")
     parser.add_argument("--children", default="2", help="mutants tested at once (default 2)")
     args = parser.parse_args()
 
@@ -86,7 +91,7 @@ def main() -> int:
         changed = changed_since(args.base)
         modules = [m for m in modules if m in changed]
         if not modules:
-            print(f"mutate: no mutated module differs from {args.base}; nothing to do.")
+            print(f"mutate: no mutated module changed since {args.base}; nothing to do.")
             return 0
     print("mutate:", ", ".join(modules))
 
@@ -98,8 +103,17 @@ def main() -> int:
     run = subprocess.run([*command, *names] if args.base else command, cwd=ROOT, env=env)
     if run.returncode != 0:
         return run.returncode
+    results = subprocess.run(
+        [sys.executable, "-m", "mutmut", "results"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()
     print("\nmutmut results (every mutant not killed):")
-    subprocess.run([sys.executable, "-m", "mutmut", "results"], cwd=ROOT, env=env, check=True)
+    prefixes = tuple(name.removesuffix("*") for name in names)
+    print("\n".join(line for line in results if line.strip().startswith(prefixes)))
 
     survivors = report(modules)
     if survivors:
