@@ -6,8 +6,12 @@ alike: locks and compare-and-set behave differently on the two.
 
 from __future__ import annotations
 
+import os
+from datetime import datetime
+
 import pytest
 from flask_migrate import upgrade
+from freezegun import freeze_time
 
 from tests.conftest import _empty_tables
 from webapp import create_app
@@ -16,8 +20,13 @@ from webapp.extensions import db
 from webapp.models import StripeTransfer, TransferStatus, TransferType
 from webapp.services.ledger import transitions
 
+# ``TEST_LEDGER_DBS=postgres`` runs these tests on PostgreSQL alone. Only ``make mutate`` sets
+# it, to halve the time of each mutant's run (docs/testing.md, "Mutation testing"); CI and
+# ``make test`` run both databases.
+LEDGER_DBS = os.environ.get("TEST_LEDGER_DBS", "sqlite,postgres").split(",")
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+
+@pytest.fixture(scope="module", params=LEDGER_DBS)
 def backend_app(request, base_env):
     url = request.getfixturevalue(f"{request.param}_url")
     application = create_app({**base_env, "DATABASE_URL": url})
@@ -35,6 +44,19 @@ def dapp(backend_app):
         _empty_tables()
         yield backend_app
         db.session.remove()
+
+
+# A time the clock stops at, so that a bound (claim staleness, backoff, lease expiry) can be
+# checked at its exact value rather than a few seconds either side.
+NOW = datetime(2026, 3, 2, 10, 0, 0, 123456)
+
+
+@pytest.fixture
+def frozen():
+    """The connector's clock (``webapp.clock.utcnow``) stopped at ``NOW``."""
+    # pytest's own timings (and mutmut's, which reads them) keep the real clock.
+    with freeze_time(NOW, ignore=["_pytest", "pytest", "mutmut"]) as clock:
+        yield clock
 
 
 def new_transfer(mirakl_id: str = "O-1-A", status=TransferStatus.PENDING) -> StripeTransfer:

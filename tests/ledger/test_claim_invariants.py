@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import func, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from tests.ledger.conftest import new_transfer
 from webapp.clock import utcnow
@@ -90,6 +91,21 @@ def test_the_key_is_always_the_current_attempts(dapp):
     assert db.session.get(StripeTransfer, row_id).idempotency_key == second.key
 
 
+def test_a_worker_with_a_stale_attempt_cannot_claim_with_its_old_key(dapp):
+    row = new_transfer()
+    # Another worker's attempt 0 was refused and the row retried: it is at attempt 1 now.
+    db.session.execute(update(StripeTransfer).values(attempt=1))
+    db.session.commit()
+    assert row.attempt == 1  # loaded into this session
+    set_committed_value(row, "attempt", 0)  # our stale view of it
+
+    assert take(row.id) is None  # would send attempt 0's key: refused
+    stored = db.session.get(StripeTransfer, row.id)
+    db.session.refresh(stored)
+    assert (stored.attempted_at, stored.idempotency_key) == (None, None)
+    assert take(row.id).key == idempotency_key(OPERATION, "O-1-A", 1)
+
+
 def test_an_unknown_outcome_keeps_the_key(dapp):
     row_id = new_transfer().id
     first = take(row_id)
@@ -109,8 +125,6 @@ def test_a_transition_from_the_wrong_status_changes_nothing(dapp):
         update(StripeTransfer).values(status=TransferStatus.CREATED, transfer_id="tr_winner")
     )
     db.session.commit()
-    from sqlalchemy.orm.attributes import set_committed_value
-
     set_committed_value(row, "status", TransferStatus.PENDING)  # our stale view
 
     assert transitions.transition(row, TransferStatus.FAILED, "boom", actor="test") is False
