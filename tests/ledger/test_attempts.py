@@ -154,14 +154,6 @@ def test_find_dispatchable_lists_unclaimed_pending_rows_by_id(dapp, frozen):
     assert find(StripeTransfer, pending, limit=2) == [fresh, lost]
 
 
-def test_ids_are_cut_into_batches():
-    ids = list(range(1, 1002))
-    batches = list(attempts.id_batches(ids))
-    assert [len(b) for b in batches] == [500, 500, 1]
-    assert batches[0][0] == 1 and batches[1][0] == 501 and batches[2] == [1001]
-    assert list(attempts.id_batches([])) == []
-
-
 def test_mark_queued_stamps_only_the_rows_given(dapp, frozen):
     queued, other = new_transfer("O-1-A").id, new_transfer("O-2-A").id
     attempts.mark_queued(StripeTransfer, [queued])
