@@ -26,6 +26,7 @@ from sandbox.mirakl.demo import (
     make_shop,
 )
 from sandbox.mirakl.payments import pa11_item
+from webapp.models import RefundType
 from webapp.services.mirakl.types import (
     Invoice,
     PendingDebit,
@@ -40,6 +41,7 @@ from webapp.services.mirakl.types import (
     parse_service_order,
     parse_shop,
 )
+from webapp.services.refunds.rules import RefundFacts
 
 Json = dict[str, Any]
 
@@ -212,3 +214,33 @@ def invoice(
             other_invoices=other_invoices,
         )
     )
+
+
+# ------------------------------------------------------------------ refund rule inputs
+
+
+def refund_facts(**overrides: Any) -> RefundFacts:
+    """A product refund of 12.34 EUR on line ``O-1-1`` (what ``refunds/sync.py`` reads)."""
+    values: dict[str, Any] = {
+        "mirakl_refund_id": "1100",
+        "type": RefundType.PRODUCT_ORDER,
+        "amount": 1234,
+        "currency": "eur",
+        "order_line_id": "O-1-1",
+        "stripe_refund_id": None,
+    }
+    return RefundFacts(**{**values, **overrides})
+
+
+def stripe_charge(**overrides: Any) -> dict[str, Any]:
+    """A captured 84.72 EUR charge as Stripe returns it."""
+    values: dict[str, Any] = {
+        "id": "ch_1",
+        "status": "succeeded",
+        "captured": True,
+        "refunded": False,
+        "amount": 8472,
+        "amount_refunded": 0,
+        "currency": "eur",
+    }
+    return {**values, **overrides}

@@ -7,7 +7,15 @@ from typing import Any
 
 import pytest
 
-from tests.unit.factories import line, line_refund, product_order, service_order, service_refund
+from tests.unit.factories import (
+    line,
+    line_refund,
+    product_order,
+    refund_facts,
+    service_order,
+    service_refund,
+    stripe_charge,
+)
 from webapp.models import RefundType, StripeRefund
 from webapp.services.ledger.minor_units import to_minor
 from webapp.services.mirakl import orders
@@ -27,109 +35,82 @@ from webapp.services.refunds.rules import (
 PRODUCT, SERVICE = RefundType.PRODUCT_ORDER.value, RefundType.SERVICE_ORDER.value
 
 
-def refund(**overrides: Any) -> RefundFacts:
-    values: dict[str, Any] = {
-        "mirakl_refund_id": "1100",
-        "type": PRODUCT,
-        "amount": 1234,
-        "currency": "eur",
-        "order_line_id": "O-1-1",
-        "stripe_refund_id": None,
-    }
-    values.update(overrides)
-    return RefundFacts(**values)
-
-
-def charge(**overrides: Any) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "id": "ch_1",
-        "status": "succeeded",
-        "captured": True,
-        "refunded": False,
-        "amount": 8472,
-        "amount_refunded": 0,
-        "currency": "eur",
-    }
-    values.update(overrides)
-    return values
-
-
 def intent(status: str) -> dict[str, Any]:
     return {"id": "pi_1", "status": status}
 
 
 def on_charge(**overrides: Any) -> PaymentFacts:
-    return PaymentFacts("ch_1", charge=charge(**overrides))
+    return PaymentFacts("ch_1", charge=stripe_charge(**overrides))
 
 
 REFUND_CASES = [
     # (case, refund, payment, expected decision)
     (
         "product refund without an order line",
-        refund(order_line_id=None),
+        refund_facts(order_line_id=None),
         on_charge(),
         Decision("REFUND_ON_HOLD", "Refund 1100 has no order line in PA12"),
     ),
     (
         "service refund needs no order line",
-        refund(type=SERVICE, order_line_id=None),
+        refund_facts(type=SERVICE, order_line_id=None),
         on_charge(),
         Decision("REFUND_PENDING", None, charge_id="ch_1"),
     ),
     (
         "zero amount",
-        refund(amount=0),
+        refund_facts(amount=0),
         on_charge(),
         Decision("REFUND_ABORTED", "Amount must be positive, input was: 0"),
     ),
     (
         "unreadable amount",
-        refund(amount=None),
+        refund_facts(amount=None),
         on_charge(),
         Decision("REFUND_ABORTED", "Amount must be positive, input was: 0"),
     ),
     (
         "Stripe refund already recorded: re-validate, whatever the charge says",
-        refund(stripe_refund_id="re_1"),
+        refund_facts(stripe_refund_id="re_1"),
         PaymentFacts("ch_1"),
         Decision("REFUND_PENDING", None, charge_id="ch_1"),
     ),
     (
         "no payment found",
-        refund(),
+        refund_facts(),
         None,
         Decision("REFUND_ON_HOLD", "Cannot find the ID of the payment to be refunded"),
     ),
     (
         "Stripe does not know the charge",
-        refund(),
+        refund_facts(),
         PaymentFacts("ch_1", error="No such charge: 'ch_1'", is_missing=True),
         Decision("REFUND_ABORTED", "No such charge: 'ch_1'"),
     ),
     (
         "Stripe unreachable",
-        refund(),
+        refund_facts(),
         PaymentFacts("ch_1", error="timeout"),
         Decision("REFUND_ON_HOLD", "Cannot check payment ch_1: timeout"),
     ),
     (
         "fully refunded by this very refund: re-validate, not abort",
-        refund(),
+        refund_facts(),
         PaymentFacts(
-            "ch_1", charge=charge(refunded=True, amount_refunded=8472), own_refund_id="re_9"
+            "ch_1", charge=stripe_charge(refunded=True, amount_refunded=8472), own_refund_id="re_9"
         ),
         Decision("REFUND_PENDING", None, charge_id="ch_1"),
     ),
     (
         "PaymentIntent canceled",
-        refund(),
+        refund_facts(),
         PaymentFacts("pi_1", intent=intent("canceled")),
         Decision("REFUND_ABORTED", "Payment pi_1 has been canceled"),
     ),
     *[
         (
             f"PaymentIntent {status}: cancel it, wait",
-            refund(),
+            refund_facts(),
             PaymentFacts("pi_1", intent=intent(status)),
             Decision(
                 "REFUND_ON_HOLD",
@@ -146,26 +127,28 @@ REFUND_CASES = [
     ],
     (
         "PaymentIntent processing",
-        refund(),
+        refund_facts(),
         PaymentFacts("pi_1", intent=intent("processing")),
         Decision("REFUND_ON_HOLD", "Payment pi_1 is not ready yet, status is processing"),
     ),
     (
         "PaymentIntent in an unknown state",
-        refund(),
+        refund_facts(),
         PaymentFacts("pi_1", intent=intent("requires_reauthorization")),
         Decision("REFUND_ON_HOLD", "Payment pi_1 has an unknown status: requires_reauthorization"),
     ),
     (
         "PaymentIntent succeeded: its latest charge is refunded",
-        refund(),
-        PaymentFacts("pi_1", intent=intent("succeeded"), charge=charge(id="ch_7")),
+        refund_facts(),
+        PaymentFacts("pi_1", intent=intent("succeeded"), charge=stripe_charge(id="ch_7")),
         Decision("REFUND_PENDING", None, charge_id="ch_7"),
     ),
     (
         "charge whose PaymentIntent is uncaptured: cancel it",
-        refund(),
-        PaymentFacts("ch_1", intent=intent("requires_capture"), charge=charge(captured=False)),
+        refund_facts(),
+        PaymentFacts(
+            "ch_1", intent=intent("requires_capture"), charge=stripe_charge(captured=False)
+        ),
         Decision(
             "REFUND_ON_HOLD",
             "Payment ch_1 is not ready yet, status is requires_capture",
@@ -174,43 +157,43 @@ REFUND_CASES = [
     ),
     (
         "charge failed",
-        refund(),
+        refund_facts(),
         on_charge(status="failed"),
         Decision("REFUND_ABORTED", "Payment ch_1 failed"),
     ),
     (
         "charge pending",
-        refund(),
+        refund_facts(),
         on_charge(status="pending"),
         Decision("REFUND_ON_HOLD", "Payment ch_1 is not ready yet, status is pending"),
     ),
     (
         "charge in an unknown state",
-        refund(),
+        refund_facts(),
         on_charge(status="disputed"),
         Decision("REFUND_ON_HOLD", "Payment ch_1 has an unknown status: disputed"),
     ),
     (
         "charge not captured",
-        refund(),
+        refund_facts(),
         on_charge(captured=False),
         Decision("REFUND_ON_HOLD", "Payment ch_1 is not ready yet, status is uncaptured"),
     ),
     (
         "charge fully refunded by someone else",
-        refund(),
+        refund_facts(),
         on_charge(refunded=True, amount_refunded=8472),
         Decision("REFUND_ABORTED", "Payment ch_1 has been canceled"),  # reference wording
     ),
     (
         "currency differs",
-        refund(currency="usd"),
+        refund_facts(currency="usd"),
         on_charge(),
         Decision("REFUND_ABORTED", "Refund currency USD differs from payment ch_1 currency EUR"),
     ),
     (
         "amount above the charge",
-        refund(amount=9000),
+        refund_facts(amount=9000),
         on_charge(),
         Decision(
             "REFUND_ABORTED",
@@ -219,7 +202,7 @@ REFUND_CASES = [
     ),
     (
         "amount above what is left after earlier refunds",
-        refund(amount=1234),
+        refund_facts(amount=1234),
         on_charge(amount_refunded=8000),
         Decision(
             "REFUND_ABORTED",
@@ -228,14 +211,14 @@ REFUND_CASES = [
     ),
     (
         "partially refunded charge with enough left",
-        refund(amount=1234),
+        refund_facts(amount=1234),
         on_charge(amount_refunded=1000),
         Decision("REFUND_PENDING", None, charge_id="ch_1"),
     ),
     (
         "py_ payment",
-        refund(),
-        PaymentFacts("py_1", charge=charge(id="py_1")),
+        refund_facts(),
+        PaymentFacts("py_1", charge=stripe_charge(id="py_1")),
         Decision("REFUND_PENDING", None, charge_id="py_1"),
     ),
 ]

@@ -11,14 +11,13 @@ from typing import Any
 
 import pytest
 
+from tests.unit.factories import refund_facts, stripe_charge
 from webapp.models import RefundStatus as R
-from webapp.models import RefundType
 from webapp.models import TransferStatus as T
 from webapp.services.refunds.rules import (
     SPLIT_FIRST,
     Decision,
     PaymentFacts,
-    RefundFacts,
     ReversalAmount,
     ReversalSource,
     evaluate_refund,
@@ -27,36 +26,12 @@ from webapp.services.refunds.rules import (
 )
 
 
-def refund(**overrides: Any) -> RefundFacts:
-    values: dict[str, Any] = {
-        "mirakl_refund_id": "1100",
-        "type": RefundType.PRODUCT_ORDER,
-        "amount": 1234,
-        "currency": "eur",
-        "order_line_id": "O-1-1",
-    }
-    return RefundFacts(**{**values, **overrides})
-
-
-def charge(**overrides: Any) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "id": "ch_1",
-        "status": "succeeded",
-        "captured": True,
-        "refunded": False,
-        "amount": 8472,
-        "amount_refunded": 0,
-        "currency": "eur",
-    }
-    return {**values, **overrides}
-
-
 def on_charge(**overrides: Any) -> PaymentFacts:
-    return PaymentFacts("ch_1", charge=charge(**overrides))
+    return PaymentFacts("ch_1", charge=stripe_charge(**overrides))
 
 
 def on_intent(status: str, **charge_overrides: Any) -> PaymentFacts:
-    paid = charge(id="ch_9", **charge_overrides) if status == "succeeded" else None
+    paid = stripe_charge(id="ch_9", **charge_overrides) if status == "succeeded" else None
     return PaymentFacts("pi_1", charge=paid, intent={"id": "pi_1", "status": status})
 
 
@@ -64,61 +39,63 @@ def on_intent(status: str, **charge_overrides: Any) -> PaymentFacts:
 REFUND_CASES = [
     (
         "one cent is positive",
-        refund(amount=1),
+        refund_facts(amount=1),
         on_charge(),
         Decision(R.PENDING, None, charge_id="ch_1"),
     ),
     (
         "Stripe refund recorded, no payment found",
-        refund(stripe_refund_id="re_1"),
+        refund_facts(stripe_refund_id="re_1"),
         None,
         Decision(R.PENDING, None, charge_id=None),
     ),
     (
         "our Stripe refund exists: the PaymentIntent's charge is named, not the intent",
-        refund(),
-        PaymentFacts("pi_1", charge=charge(id="ch_9"), intent={"id": "pi_1"}, own_refund_id="re_1"),
+        refund_facts(),
+        PaymentFacts(
+            "pi_1", charge=stripe_charge(id="ch_9"), intent={"id": "pi_1"}, own_refund_id="re_1"
+        ),
         Decision(R.PENDING, None, charge_id="ch_9"),
     ),
     (
         "our Stripe refund exists, no charge known: the payment id is named",
-        refund(),
+        refund_facts(),
         PaymentFacts("pi_1", intent={"id": "pi_1"}, own_refund_id="re_1"),
         Decision(R.PENDING, None, charge_id="pi_1"),
     ),
     (
         "PaymentIntent processing with a charge already: still not ready",
-        refund(),
-        PaymentFacts("pi_1", charge=charge(), intent={"id": "pi_1", "status": "processing"}),
+        refund_facts(),
+        PaymentFacts("pi_1", charge=stripe_charge(), intent={"id": "pi_1", "status": "processing"}),
         Decision(R.ON_HOLD, "Payment pi_1 is not ready yet, status is processing"),
     ),
     (
         "PaymentIntent succeeded without its charge",
-        refund(),
+        refund_facts(),
         PaymentFacts("pi_1", intent={"id": "pi_1", "status": "succeeded"}),
         Decision(R.ON_HOLD, "Payment pi_1 is not ready yet, status is succeeded"),
     ),
     (
         "succeeded PaymentIntent: its charge is refunded",
-        refund(),
+        refund_facts(),
         on_intent("succeeded"),
         Decision(R.PENDING, None, charge_id="ch_9"),
     ),
     (
         "charge without a currency: no currency check",
-        refund(),
+        refund_facts(),
         on_charge(currency=None),
         Decision(R.PENDING, None, charge_id="ch_1"),
     ),
     (
         "refund of exactly what is left",
-        refund(amount=8472 - 1000),
+        refund_facts(amount=8472 - 1000),
         on_charge(amount_refunded=1000),
         Decision(R.PENDING, None, charge_id="ch_1"),
     ),
     (
         "one cent more than what is left",
-        refund(amount=8472 - 999),
+        refund_facts(amount=8472 - 999),
         on_charge(amount_refunded=1000),
         Decision(
             R.ABORTED,
@@ -127,7 +104,7 @@ REFUND_CASES = [
     ),
     (
         "charge without an amount: nothing is left",
-        refund(amount=1),
+        refund_facts(amount=1),
         on_charge(amount=None),
         Decision(
             R.ABORTED, "Refund amount 1 is more than what is left to refund on payment ch_1: 0"
