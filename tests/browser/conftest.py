@@ -13,7 +13,7 @@ from flask import Flask
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
 from tests.live_server import serve
-from webapp.views.auth import create_user
+from webapp.services.access.users import create_user
 
 # hypothesis's pytest plugin imports hypothesis lazily, at the end of the session; after
 # Playwright's greenlets ran, Python 3.11 can fail that import ("AST constructor recursion

@@ -26,10 +26,10 @@ from webapp.models import (
     TransferStatus,
     TransferType,
 )
+from webapp.services.access.users import create_user
 from webapp.services.clients import get_stripe
 from webapp.services.ledger import transitions
 from webapp.services.queueing.queues import JOBS_QUEUE, MONEY_QUEUE, get_queue
-from webapp.views.auth import create_user
 
 pytestmark = pytest.mark.browser
 

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from webapp.extensions import db
 from webapp.models import SetupCheck
-from webapp.views.auth import create_user
+from webapp.services.access.users import create_user
 
 pytestmark = pytest.mark.browser
 

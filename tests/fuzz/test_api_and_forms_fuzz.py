@@ -19,7 +19,7 @@ from sandbox.mirakl.demo import make_shop
 from tests.fuzz import NASTY_SCALARS, examples, json_values
 from webapp.extensions import db
 from webapp.models import AccountMapping, OperatorUser
-from webapp.views.auth import create_user
+from webapp.services.access.users import create_user
 
 pytestmark = pytest.mark.filterwarnings("ignore:mypy_extensions.TypedDict:DeprecationWarning")
 

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sandbox.mirakl.demo import make_shop
 from webapp.extensions import db
 from webapp.models import AccountMapping
-from webapp.views.auth import create_user
+from webapp.services.access.users import create_user
 
 PUBLIC = {"SCHEME": "https", "BASE_HOST": "connector.example.com", "APP_ENV": "prod"}
 ROUTER = {"REMOTE_ADDR": "10.0.0.5", "HTTP_HOST": "web-1.internal:8000"}

@@ -28,12 +28,13 @@ from webapp.models import (
     TransferStatus,
     TransferType,
 )
+from webapp.services.access.users import create_user
 from webapp.services.clients import get_stripe
 from webapp.services.dispatch import retries
 from webapp.services.dispatch.money_jobs import job_id
 from webapp.services.ledger import transitions
 from webapp.services.queueing.queues import JOBS_QUEUE, MONEY_QUEUE, get_queue
-from webapp.views.auth import REFUSED, create_user
+from webapp.views.auth import REFUSED
 
 EMAIL, PASSWORD = "ops@example.com", "correct horse battery"
 SPLIT_ON = {"ENABLE_PRODUCT_PAYMENT_SPLIT": "true"}

@@ -20,9 +20,9 @@ from webapp.models import (
     TransferStatus,
     TransferType,
 )
+from webapp.services.access.users import create_user
 from webapp.services.ledger import checkpoints, transitions
 from webapp.services.queueing.queues import JOBS_QUEUE, MONEY_QUEUE, get_queue
-from webapp.views.auth import create_user
 
 PASSWORD = "correct horse battery"
 CSRF_INPUT = re.compile(r'name="csrf_token"(?: type="hidden")? value="([^"]+)"')

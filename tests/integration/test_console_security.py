@@ -27,9 +27,9 @@ from webapp.clock import utcnow
 from webapp.extensions import db
 from webapp.jobs.worker import make_worker
 from webapp.models import ConsoleSession, LoginThrottle, OperatorUser
+from webapp.services.access.users import create_user
 from webapp.services.console_security import sessions, throttle
 from webapp.services.queueing.queues import MONEY_QUEUE, get_queue
-from webapp.views.auth import create_user
 
 EMAIL, PASSWORD = "ops@example.com", "correct horse battery"
 CSRF_INPUT = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|'

@@ -360,7 +360,7 @@ def test_deleted_reversal_row_shows_the_stripe_reversal_as_unknown(app, stripe, 
 
 
 def test_console_lists_findings_with_links_and_what_to_do(app, stripe, world):
-    from webapp.views.auth import create_user
+    from webapp.services.access.users import create_user
 
     row = order_transfer()
     stripe.edit_object("transfers", row.transfer_id, amount=row.amount - 1)

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from webapp.extensions import db
 from webapp.jobs.cli import connector_cli
 from webapp.models import SetupCheck
-from webapp.views.auth import create_user
+from webapp.services.access.users import create_user
 
 EMAIL, PASSWORD = "admin@example.com", "correct horse battery"
 CSRF_INPUT = re.compile(r'name="csrf_token"(?: type="hidden")? value="([^"]+)"')

@@ -1,7 +1,7 @@
 """Onboarding and KYC rules at their edges (docs/onboarding.md).
 
 The precedence table and the account parameters live in test_kyc.py and test_onboarding.py;
-this file pins what mutation testing found loose (docs/mutation-rules.md): each check of
+this file pins what mutation testing found loose (docs/testing.md): each check of
 ``kyc_status`` on its own, both account flags, the token bounds, adoption of an account with
 an empty shop id, and the KYC e-mail laid out character for character.
 """

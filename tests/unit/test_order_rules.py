@@ -1,7 +1,7 @@
 """Pure Mirakl order rules at their edges (docs/reference-behaviour.md).
 
 The worked amounts and states live in test_orders.py; this file pins what mutation testing
-found loose (docs/mutation-rules.md): cancelation taxes under ``TAX_INCLUDED``, look-ups of
+found loose (docs/testing.md): cancelation taxes under ``TAX_INCLUDED``, look-ups of
 a refund that is not there (or not on the line asked for), and amounts that stay decimals
 when no line counts.
 """

@@ -1,7 +1,7 @@
 """Seller settlement rules at their amount bounds (docs/payouts.md).
 
 The worked examples live in test_payouts.py; this table pins what mutation testing found
-loose (docs/mutation-rules.md): 1 is a positive payout, ``MAX_AMOUNT`` itself fits the
+loose (docs/testing.md): 1 is a positive payout, ``MAX_AMOUNT`` itself fits the
 column, and one more is held with the amount left out and its reason word for word.
 """
 

@@ -1,7 +1,7 @@
 """Refund and reversal rules at their edges (docs/refunds.md).
 
 The refund matrix and the worked reversals live in test_refunds.py; this table pins what
-mutation testing found loose (docs/mutation-rules.md): the bounds 1 and "exactly what is
+mutation testing found loose (docs/testing.md): the bounds 1 and "exactly what is
 left", which charge id a PENDING refund names, and reasons word for word.
 """
 

@@ -1,7 +1,7 @@
 """The payment split's pure rules at their edges: every outcome as a whole ``Decision``.
 
 The worked amounts and the precedence live in test_transfers.py; this table pins what
-mutation testing found loose (docs/mutation-rules.md): the currency each decision carries,
+mutation testing found loose (docs/testing.md): the currency each decision carries,
 the payment checks of step 7 word for word, and the amount bounds 1 and ``MAX_AMOUNT``.
 """
 

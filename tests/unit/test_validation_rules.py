@@ -1,7 +1,7 @@
 """Payment validation rules at their edges (docs/validation.md).
 
 The worked captures and PA01 entries live in test_validation.py; this table pins what
-mutation testing found loose (docs/mutation-rules.md): how a mapping row becomes a
+mutation testing found loose (docs/testing.md): how a mapping row becomes a
 ``Payment``, debits held back next to debits sent, the one-cent capture, and reasons
 word for word.
 """

@@ -9,7 +9,7 @@ import click
 from flask.cli import with_appcontext
 
 from webapp.services.access.roles import ADMIN, ROLES
-from webapp.views.auth import create_user
+from webapp.services.access.users import create_user
 
 MIN_PASSWORD_LENGTH = 12  # characters
 

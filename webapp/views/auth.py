@@ -31,7 +31,6 @@ from flask import (
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy import func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired
@@ -39,7 +38,8 @@ from wtforms.validators import DataRequired
 from webapp.clock import utcnow
 from webapp.extensions import db
 from webapp.models import OperatorUser
-from webapp.services.access.roles import ACT, can, check_role
+from webapp.services.access.roles import ACT, can
+from webapp.services.access.users import find_user
 from webapp.services.console_security import sessions, throttle
 
 log = logging.getLogger(__name__)
@@ -79,32 +79,6 @@ def load_user(user_id: str) -> OperatorUser | None:
     user = sessions.find_session_user(session.get(SESSION_HANDLE_KEY), **_session_timeouts())
     if user is None or str(user.id) != user_id or not user.is_active:
         return None
-    return user
-
-
-def find_user(email: str) -> OperatorUser | None:
-    """The console user with this e-mail (case-insensitive), or None."""
-    if "\x00" in email:  # no address holds NUL, and PostgreSQL refuses to compare one
-        return None
-    return db.session.execute(
-        select(OperatorUser).where(func.lower(OperatorUser.email) == email.strip().lower())
-    ).scalar_one_or_none()
-
-
-def create_user(email: str, password: str, role: str = "admin") -> OperatorUser:
-    """Add a console user with a hashed password (committed); admin unless told otherwise.
-
-    Raises:
-        ValueError: the e-mail already has an account, or the role is unknown.
-    """
-    check_role(role)
-    if find_user(email) is not None:
-        raise ValueError(f"{email} already has an account")
-    user = OperatorUser(
-        email=email.strip().lower(), password_hash=generate_password_hash(password), role=role
-    )
-    db.session.add(user)
-    db.session.commit()
     return user
 
 

@@ -1,7 +1,9 @@
-"""Console users managed from the console by an admin: invite, disable, enable, reset, role.
+"""Console users: found by e-mail, created (``connector create-admin``), and managed from the
+console by an admin: invite, disable, enable, reset, role.
 
 Passwords are generated here and returned once to the caller (shown on the answering page,
-never flashed, logged or stored other than hashed). Every change is audited.
+never flashed, logged or stored other than hashed). Every change made from the console is
+audited.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import logging
 import secrets
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from werkzeug.security import generate_password_hash
 
 from webapp.clock import utcnow
@@ -118,6 +120,32 @@ def reset_password(user_id: int, *, actor: str) -> tuple[OperatorUser, str]:
                  mirakl_id=user.email, outcome="new password generated")  # fmt: skip
     db.session.commit()
     return user, password
+
+
+def find_user(email: str) -> OperatorUser | None:
+    """The console user with this e-mail (case-insensitive), or None."""
+    if "\x00" in email:  # no address holds NUL, and PostgreSQL refuses to compare one
+        return None
+    return db.session.execute(
+        select(OperatorUser).where(func.lower(OperatorUser.email) == email.strip().lower())
+    ).scalar_one_or_none()
+
+
+def create_user(email: str, password: str, role: str = "admin") -> OperatorUser:
+    """Add a console user with a hashed password (committed); admin unless told otherwise.
+
+    Raises:
+        ValueError: the e-mail already has an account, or the role is unknown.
+    """
+    check_role(role)
+    if find_user(email) is not None:
+        raise ValueError(f"{email} already has an account")
+    user = OperatorUser(
+        email=email.strip().lower(), password_hash=generate_password_hash(password), role=role
+    )
+    db.session.add(user)
+    db.session.commit()
+    return user
 
 
 def invite_user(email: str, role: str, *, actor: str) -> tuple[OperatorUser, str]:
