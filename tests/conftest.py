@@ -15,6 +15,7 @@ import email.message
 import email.policy
 import os
 import socket
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,6 +26,7 @@ import redis
 from flask import Flask
 from flask_migrate import upgrade
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from sandbox.mirakl.control import MiraklControl
 from sandbox.servers import start_mirakl, start_stripe
@@ -249,12 +251,39 @@ def migrated(base_env: dict[str, str]) -> str:
     return base_env["DATABASE_URL"]
 
 
+EMPTYING_WAIT = "15s"  # how long emptying the tables waits for another connection's locks
+
+
 def _empty_tables() -> None:
     if db.engine.dialect.name == "postgresql":
-        db.session.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+        truncate = text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+        try:
+            db.session.execute(text(f"SET LOCAL lock_timeout = '{EMPTYING_WAIT}'"))
+            db.session.execute(truncate)
+        except OperationalError:
+            # A connection of an earlier test still holds a lock (a server thread that
+            # outlived its test): say whose, end it, and empty the tables of this one.
+            db.session.rollback()
+            _end_leftover_connections()
+            db.session.execute(truncate)
     else:
         for table in TABLES:
             db.session.execute(text(f"DELETE FROM {table}"))
+    db.session.commit()
+
+
+def _end_leftover_connections() -> None:
+    leftovers = db.session.execute(
+        text(
+            "SELECT pid, state, now() - xact_start, left(query, 200) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND state <> 'idle'"
+        )
+    ).all()
+    for pid, state, age, query in leftovers:
+        print(f"test database: ending leftover connection {pid} ({state}, {age}): {query}",
+              file=sys.__stderr__, flush=True)  # fmt: skip
+        db.session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
     db.session.commit()
 
 
