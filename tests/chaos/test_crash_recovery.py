@@ -114,8 +114,11 @@ def run_trial(
         idle = partial(harness.is_money_queue_idle, base_env["REDIS_URL"])
         harness.kill_at(worker, seen, trial.kills[0], start, is_idle=idle)
         for kill in trial.kills[1:]:
+            # The first worker may have left nothing to do: a burst worker that finds the
+            # queue empty logs "done, quitting", yet its process was once seen alive a
+            # minute later, so it is judged idle and stopped like the first one.
             burst = harness.start_connector(env, "worker", "money", "--burst")
-            harness.kill_at(burst, seen, kill)
+            harness.kill_at(burst, seen, kill, is_idle=idle)
     finally:
         harness.stop(worker)
     stripe.clear_faults()
