@@ -162,18 +162,21 @@ class _TransferredFrom:
 
     def __init__(self) -> None:
         self.sums: dict[str, int] = {}
-        self.counted: list[Any] = []
+        self.counted = 0  # transfers added up so far
+        self.last: Any = None  # the last of them: another object there means a new store
 
     def __call__(self, source: str) -> int:
         transfers = stored("transfer")
-        done = len(self.counted)
-        if len(transfers) < done or (done and transfers[done - 1] is not self.counted[-1]):
-            self.sums, self.counted, done = {}, [], 0  # the store was reset or reloaded
-        for transfer in transfers[done:]:
+        if len(transfers) < self.counted or (
+            self.counted and transfers[self.counted - 1] is not self.last
+        ):
+            self.sums, self.counted = {}, 0  # the store was reset or reloaded
+        for transfer in transfers[self.counted :]:
             if transfer.source_transaction:
                 key = transfer.source_transaction
                 self.sums[key] = self.sums.get(key, 0) + transfer.amount
-            self.counted.append(transfer)
+        if transfers:
+            self.counted, self.last = len(transfers), transfers[-1]
         return self.sums.get(source, 0)
 
 

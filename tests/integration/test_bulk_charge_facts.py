@@ -62,19 +62,31 @@ def statuses() -> dict[str, tuple[str, str | None]]:
     }
 
 
-def test_a_chunk_of_orders_costs_one_list_call_beside_its_transfers(split_app, mirakl, stripe):
-    charges = [stripe.create_charge(amount=8472, currency="eur") for _ in range(ORDERS)]
-    mirakl.add_orders([order_after(c, f"BULK-{i}-A") for i, c in enumerate(charges)])
+@pytest.mark.parametrize(
+    ("count", "lists"),
+    [
+        pytest.param(ORDERS, 1, id="one chunk, one list call"),
+        # Stripe lists newest first, the pass walks oldest first: each chunk resumes the
+        # listing where the previous one stopped instead of paging again through the charges
+        # still to come, so three chunks of orders cost three pages of charges.
+        pytest.param(250, 3, id="three chunks, each page listed once"),
+    ],
+)
+def test_a_pass_costs_one_list_call_per_page_beside_its_transfers(
+    split_app, mirakl, stripe, count, lists
+):
+    charges = [stripe.create_charge(amount=8472, currency="eur") for _ in range(count)]
+    mirakl.add_orders([order_after(c, f"BULK-{i:03d}-A") for i, c in enumerate(charges)])
     stripe.clear_requests()
 
     result = split_app.test_cli_runner().invoke(args=["connector", "process-transfer"])
 
     assert result.exit_code == 0, result.output
     calls = stripe_calls(stripe)
-    assert calls.count(("GET", "/v1/charges")) == 1
+    assert calls.count(("GET", "/v1/charges")) == lists
     assert not [c for c in calls if c[0] == "GET" and c[1].startswith("/v1/charges/")]
-    assert calls.count(("POST", "/v1/transfers")) == ORDERS
-    assert len(calls) == ORDERS + 1
+    assert calls.count(("POST", "/v1/transfers")) == count
+    assert len(calls) == count + lists
     assert {status for status, _ in statuses().values()} == {"TRANSFER_CREATED"}
 
 
@@ -145,24 +157,6 @@ def test_few_payments_are_retrieved_one_by_one(split_app, mirakl, stripe):
     calls = stripe_calls(stripe)
     assert ("GET", "/v1/charges") not in calls
     assert len([c for c in calls if c[1].startswith("/v1/charges/")]) == MIN_BULK - 1
-
-
-def test_a_pass_lists_each_page_once_across_its_chunks(split_app, mirakl, stripe):
-    """Stripe lists newest first, the pass walks oldest first: each chunk resumes the listing
-    where the previous one stopped, instead of paging again through the charges to come."""
-    count = 250  # three chunks of orders, three pages of charges
-    charges = [stripe.create_charge(amount=8472, currency="eur") for _ in range(count)]
-    mirakl.add_orders([order_after(c, f"PASS-{i:03d}-A") for i, c in enumerate(charges)])
-    stripe.clear_requests()
-
-    result = split_app.test_cli_runner().invoke(args=["connector", "process-transfer"])
-
-    assert result.exit_code == 0, result.output
-    calls = stripe_calls(stripe)
-    assert calls.count(("GET", "/v1/charges")) == 3
-    assert not [c for c in calls if c[0] == "GET" and c[1].startswith("/v1/charges/")]
-    assert calls.count(("POST", "/v1/transfers")) == count
-    assert {status for status, _ in statuses().values()} == {"TRANSFER_CREATED"}
 
 
 class FakeClock:
